@@ -1,0 +1,1 @@
+//! Service annotations FerroLB reads and writes.
