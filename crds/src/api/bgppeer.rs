@@ -34,7 +34,7 @@ pub const DEFAULT_PEER_PORT: u16 = 179;
     "has(self.peerAddress) != has(self.interface)"
 ).message("exactly one of peerAddress and interface must be set"))]
 #[x_kube(validation = kube::core::Rule::new(
-    "!has(self.password) || !has(self.passwordSecret)"
+    "!has(self.password) || !has(self.passwordSecret) || !has(self.passwordSecret.name) || self.passwordSecret.name == ''"
 ).message("password and passwordSecret are mutually exclusive"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!self.ebgpMultiHop || !has(self.peerASN) || self.peerASN != self.myASN"

@@ -24,12 +24,23 @@ pub use ipaddresspool::*;
 pub use l2advertisement::*;
 pub use servicestatus::*;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{CustomResourceDefinition, JSON};
 use kube::CustomResourceExt;
+
+/// Kinds whose spec may be omitted, as MetalLB allows: every spec field is optional.
+pub const SPEC_OPTIONAL_KINDS: [&str; 7] = [
+    "L2Advertisement",
+    "BGPAdvertisement",
+    "Community",
+    "BFDProfile",
+    "ServiceL2Status",
+    "ServiceBGPStatus",
+    "ConfigurationState",
+];
 
 /// Every CRD FerroLB installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let crds = vec![
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         BGPAdvertisement::crd(),
@@ -39,7 +50,36 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ServiceL2Status::crd(),
         ServiceBGPStatus::crd(),
         ConfigurationState::crd(),
-    ]
+    ];
+    crds.into_iter().map(spec_optional).collect()
+}
+
+/// kube-derive always requires `spec`; for [`SPEC_OPTIONAL_KINDS`] the API server
+/// instead defaults a missing spec to `{}`, so stored objects always have one and
+/// typed clients can read them.
+fn spec_optional(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    if !SPEC_OPTIONAL_KINDS.contains(&crd.spec.names.kind.as_str()) {
+        return crd;
+    }
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = root.required.as_mut() {
+            required.retain(|field| field != "spec");
+        }
+        if root.required.as_ref().is_some_and(Vec::is_empty) {
+            root.required = None;
+        }
+        if let Some(spec) = root.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+            spec.default = Some(JSON(serde_json::json!({})));
+        }
+    }
+    crd
 }
 
 /// The CRDs as the YAML files checked in under `charts/ferrolb/crds/`: (file name, contents).

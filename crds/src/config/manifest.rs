@@ -73,7 +73,7 @@ pub fn parse_manifests(text: &str) -> Result<Objects, ManifestError> {
     let mut objects = Objects::default();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let value = serde_yaml::Value::deserialize(document)
+        let mut value = serde_yaml::Value::deserialize(document)
             .map_err(|source| ManifestError::Yaml { index, source })?;
         if value.is_null() {
             continue;
@@ -99,6 +99,14 @@ pub fn parse_manifests(text: &str) -> Result<Objects, ManifestError> {
                 api_version: api_version.clone(),
                 version: version.to_string(),
             });
+        }
+        if group == crate::GROUP
+            && crate::api::SPEC_OPTIONAL_KINDS.contains(&kind.as_str())
+            && let Some(map) = value.as_mapping_mut()
+            && !map.contains_key("spec")
+        {
+            // What the API server's defaulting does for these kinds.
+            map.insert("spec".into(), serde_yaml::Mapping::new().into());
         }
         match (group, kind.as_str()) {
             ("ferrolb.io", "IPAddressPool") => objects.pools.push(decode(value, &decode_error)?),

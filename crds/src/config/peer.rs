@@ -326,7 +326,12 @@ fn parse_duration(text: Option<&str>, field: &str, findings: &mut Findings) -> O
 }
 
 fn password(spec: &api::BGPPeerSpec, ctx: &PeerContext<'_>, findings: &mut Findings) -> Option<String> {
-    let reference = match (&spec.password, &spec.password_secret) {
+    // An empty reference (`passwordSecret: {}`, as MetalLB's converter writes) means none.
+    let secret_ref = spec
+        .password_secret
+        .as_ref()
+        .filter(|r| r.name.as_deref().is_some_and(|n| !n.is_empty()));
+    let reference = match (&spec.password, secret_ref) {
         (Some(_), Some(_)) => {
             findings.invalid(
                 "spec.passwordSecret",
@@ -338,10 +343,7 @@ fn password(spec: &api::BGPPeerSpec, ctx: &PeerContext<'_>, findings: &mut Findi
         (None, None) => return None,
         (None, Some(reference)) => reference,
     };
-    let Some(name) = reference.name.as_deref().filter(|n| !n.is_empty()) else {
-        findings.invalid("spec.passwordSecret.name", "missing: name the Secret");
-        return None;
-    };
+    let name = reference.name.as_deref().unwrap_or_default();
     if let Some(namespace) = reference.namespace.as_deref().filter(|ns| *ns != ctx.namespace) {
         findings.invalid(
             "spec.passwordSecret.namespace",
