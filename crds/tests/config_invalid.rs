@@ -371,9 +371,7 @@ fn cases() -> Vec<Case> {
             "l2 bad preference",
             l2(
                 "x",
-                &format!(
-                    "{{preferredNodeSelectors: [{{weight: 5, preference: {{matchExpressions: [{{key: a, operator: Nope}}]}}}}]}}"
-                ),
+                "{preferredNodeSelectors: [{weight: 5, preference: {matchExpressions: [{key: a, operator: Nope}]}}]}",
             ),
             l("x"),
             "spec.preferredNodeSelectors[0].preference.matchExpressions[0].operator",
