@@ -146,45 +146,40 @@ pub(crate) fn check(
     })
 }
 
-/// Why `newer` cannot coexist with the older `older`, if it cannot: identical
-/// advertisements, or different LOCAL_PREF for the same prefixes to the same peers
-/// from the same nodes.
-pub(crate) fn conflict(
+/// Why `newer` cannot coexist with the older `older`, if it cannot: different
+/// LOCAL_PREF for the same prefixes to the same peers from the same nodes. Exempt, as
+/// in MetalLB: different aggregation lengths (for every family of the pool), disjoint
+/// peer lists, disjoint nodes, or service selectors (checked per Service instead).
+pub(crate) fn local_pref_conflict(
     older: &BgpAdvertisement,
     newer: &BgpAdvertisement,
     pools: &BTreeMap<String, Pool>,
     nodes: &[Node],
-) -> Option<(&'static str, String)> {
-    let same = BgpAdvertisement {
-        name: older.name.clone(),
-        ..newer.clone()
-    };
-    if same == *older {
-        return Some(("spec", format!("duplicates BGPAdvertisement {:?}", older.name)));
-    }
+) -> Option<String> {
     if older.local_pref == newer.local_pref
         || !older.service_selectors.is_empty()
         || !newer.service_selectors.is_empty()
         || (!older.peers.is_empty() && !newer.peers.is_empty() && older.peers.is_disjoint(&newer.peers))
-        || !super::may_share_node(&older.node_selectors, &newer.node_selectors, nodes)
     {
         return None;
     }
-    older.pools.intersection(&newer.pools).find_map(|name| {
-        let pool = &pools[name];
-        let differs = |family| older.aggregation_for(family) != newer.aggregation_for(family);
-        let families: Vec<Family> = [Family::V4, Family::V6].into_iter().filter(|f| pool.has_family(*f)).collect();
-        let separated = !families.is_empty() && families.iter().all(|f| differs(*f));
-        (!separated).then(|| {
-            (
-                "spec.localPref",
-                format!(
-                    "localPref {} conflicts with localPref {} of BGPAdvertisement {:?} for the same prefixes of IPAddressPool {name:?}",
-                    newer.local_pref.unwrap_or(0),
-                    older.local_pref.unwrap_or(0),
-                    older.name
-                ),
-            )
-        })
+    let pool = older.pools.intersection(&newer.pools).find(|name| {
+        let pool = &pools[*name];
+        let families: Vec<Family> = [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| pool.has_family(*f))
+            .collect();
+        families.is_empty()
+            || !families
+                .iter()
+                .all(|f| older.aggregation_for(*f) != newer.aggregation_for(*f))
+    })?;
+    super::may_share_node(&older.node_selectors, &newer.node_selectors, nodes).then(|| {
+        format!(
+            "localPref {} conflicts with localPref {} of BGPAdvertisement {:?} for the same prefixes of IPAddressPool {pool:?}",
+            newer.local_pref.unwrap_or(0),
+            older.local_pref.unwrap_or(0),
+            older.name
+        )
     })
 }

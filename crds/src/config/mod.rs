@@ -61,6 +61,35 @@ pub struct Objects {
     pub nodes: Vec<Node>,
 }
 
+impl Objects {
+    /// Moves every object of `other` into `self`.
+    pub fn append(&mut self, mut other: Objects) {
+        self.pools.append(&mut other.pools);
+        self.l2_advertisements.append(&mut other.l2_advertisements);
+        self.bgp_advertisements.append(&mut other.bgp_advertisements);
+        self.bgp_peers.append(&mut other.bgp_peers);
+        self.communities.append(&mut other.communities);
+        self.bfd_profiles.append(&mut other.bfd_profiles);
+        self.secrets.append(&mut other.secrets);
+        self.nodes.append(&mut other.nodes);
+    }
+
+    /// Number of FerroLB objects (Secrets and Nodes not counted).
+    pub fn len(&self) -> usize {
+        self.pools.len()
+            + self.l2_advertisements.len()
+            + self.bgp_advertisements.len()
+            + self.bgp_peers.len()
+            + self.communities.len()
+            + self.bfd_profiles.len()
+    }
+
+    /// Whether there is no FerroLB object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The valid configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -149,20 +178,28 @@ pub fn build(namespace: &str, objects: &Objects) -> Outcome {
         secrets: &objects.secrets,
         bfd_profiles: &config.bfd_profiles,
     };
-    let mut peers: Vec<Peer> = Vec::new();
+    let mut peers: Vec<(&api::BGPPeerSpec, Peer)> = Vec::new();
     for (obj, mut findings) in ordered(&objects.bgp_peers, "BGPPeer", namespace) {
         if let Some(peer) = peer::check(obj, &ctx, &mut findings) {
-            match peers
-                .iter()
-                .find_map(|older| duplicate_peer(older, &peer, &objects.nodes))
-            {
+            let clash = peers.iter().find_map(|(spec, older)| {
+                if **spec == obj.spec {
+                    return Some(format!("duplicates BGPPeer {:?}", older.name));
+                }
+                same_session(older, &peer, &objects.nodes).then(|| {
+                    format!(
+                        "BGPPeer {:?} already peers with this address and port from the same nodes",
+                        older.name
+                    )
+                })
+            });
+            match clash {
                 Some(why) => findings.invalid("spec.peerAddress", why),
-                None => peers.push(peer),
+                None => peers.push((&obj.spec, peer)),
             }
         }
         issues.extend(findings.into_issues());
     }
-    config.peers = peers.into_iter().map(|p| (p.name.clone(), p)).collect();
+    config.peers = peers.into_iter().map(|(_, p)| (p.name.clone(), p)).collect();
 
     for (obj, mut findings) in ordered(&objects.l2_advertisements, "L2Advertisement", namespace) {
         if let Some(adv) = l2::check(obj, &config.pools, &mut findings) {
@@ -171,20 +208,27 @@ pub fn build(namespace: &str, objects: &Objects) -> Outcome {
         issues.extend(findings.into_issues());
     }
 
-    let mut advertisements: Vec<BgpAdvertisement> = Vec::new();
+    let mut advertisements: Vec<(&api::BGPAdvertisementSpec, BgpAdvertisement)> = Vec::new();
     for (obj, mut findings) in ordered(&objects.bgp_advertisements, "BGPAdvertisement", namespace) {
         if let Some(adv) = bgpadv::check(obj, &config.pools, &aliases, &config.peers, &mut findings) {
-            match advertisements
-                .iter()
-                .find_map(|older| bgpadv::conflict(older, &adv, &config.pools, &objects.nodes))
-            {
+            let clash = advertisements.iter().find_map(|(spec, older)| {
+                if **spec == obj.spec {
+                    return Some(("spec", format!("duplicates BGPAdvertisement {:?}", older.name)));
+                }
+                bgpadv::local_pref_conflict(older, &adv, &config.pools, &objects.nodes)
+                    .map(|why| ("spec.localPref", why))
+            });
+            match clash {
                 Some((field, why)) => findings.invalid(field, why),
-                None => advertisements.push(adv),
+                None => advertisements.push((&obj.spec, adv)),
             }
         }
         issues.extend(findings.into_issues());
     }
-    config.bgp_advertisements = advertisements.into_iter().map(|a| (a.name.clone(), a)).collect();
+    config.bgp_advertisements = advertisements
+        .into_iter()
+        .map(|(_, a)| (a.name.clone(), a))
+        .collect();
 
     issues.extend(reject_echo_over_ipv6(&mut config));
     issues.sort();
@@ -231,22 +275,12 @@ fn reject_echo_over_ipv6(config: &mut Config) -> Vec<Issue> {
     issues
 }
 
-/// Why `newer` duplicates the older peer, if it does.
-fn duplicate_peer(older: &Peer, newer: &Peer, nodes: &[Node]) -> Option<String> {
-    if (Peer {
-        name: older.name.clone(),
-        ..newer.clone()
-    }) == *older
-    {
-        return Some(format!("duplicates BGPPeer {:?}", older.name));
-    }
-    let same_session = older.address == newer.address && older.port == newer.port && older.vrf == newer.vrf;
-    (same_session && may_share_node(&older.node_selectors, &newer.node_selectors, nodes)).then(|| {
-        format!(
-            "BGPPeer {:?} already peers with this address and port from the same nodes",
-            older.name
-        )
-    })
+/// Whether two peers open the same session (address, port, VRF) from a common node.
+fn same_session(older: &Peer, newer: &Peer, nodes: &[Node]) -> bool {
+    older.address == newer.address
+        && older.port == newer.port
+        && older.vrf == newer.vrf
+        && may_share_node(&older.node_selectors, &newer.node_selectors, nodes)
 }
 
 /// Whether some node can be selected by both selector lists (empty = every node).
@@ -290,12 +324,14 @@ fn select_pools(
             );
         }
     }
-    selected.extend(
-        pools
-            .values()
-            .filter(|p| compiled.matches(&p.labels))
-            .map(|p| p.name.clone()),
-    );
+    if !compiled.is_empty() {
+        selected.extend(
+            pools
+                .values()
+                .filter(|p| compiled.matches(&p.labels))
+                .map(|p| p.name.clone()),
+        );
+    }
     selected
 }
 
