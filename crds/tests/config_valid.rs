@@ -92,7 +92,7 @@ fn a_full_configuration_resolves() {
         bfd("fast", "{receiveInterval: 100, transmitInterval: 100}"),
         secret("bgp-auth", "kubernetes.io/basic-auth", "{password: czNjcmV0}"),
         peer("r1", "{myASN: 64500, peerASN: 64501, peerAddress: 10.0.2.1, bfdProfile: fast, passwordSecret: {name: bgp-auth}, holdTime: 9s, connectTime: 5s, routerID: 10.0.2.9}"),
-        peer("r2", "{myASN: 64500, dynamicASN: external, interface: eth1}"),
+        peer("r2", "{myASN: 64500, dynamicASN: external, interface: eth1, vrf: red, dualStackAddressFamily: true, disableMP: true, enableGracefulRestart: true, ebgpMultiHop: true, localASN: 64999, sourceAddress: \"fd00::2\", peerPort: 1179}"),
         bgpadv("bgp", "{ipAddressPools: [web], aggregationLength: 24, aggregationLengthV6: 124, localPref: 50, communities: [no-advertise, big, \"1:1\"], peers: [r1]}"),
     ]
     .concat();

@@ -100,3 +100,28 @@ pub fn cel_check(kind: &str, object: &serde_json::Value) -> Result<(), String> {
                 .join("; ")
         })
 }
+
+/// Evaluates the CEL rules of `kind`'s CRD for an update from `old` to `new`
+/// (transition rules such as `self == oldSelf`).
+pub fn cel_check_update(kind: &str, new: &serde_json::Value, old: &serde_json::Value) -> Result<(), String> {
+    let crd = api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .expect("a CRD for the kind");
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("schema");
+    let schema = serde_json::to_value(schema).unwrap();
+    kube::core::cel::Validator::new()
+        .validate(&schema, new, Some(old))
+        .map_err(|errors| {
+            errors
+                .as_slice()
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
