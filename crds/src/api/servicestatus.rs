@@ -30,6 +30,18 @@ pub struct ServiceL2StatusSpec {}
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceL2StatusStatus {
+    /// Which Service, announced from which node.
+    #[serde(flatten)]
+    pub announcement: Announcement,
+    /// Interfaces the node answers ARP/NDP on for this Service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceInfo>,
+}
+
+/// The identity of an announcement record; it never changes once written.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Announcement {
     /// The announcing node.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("node is immutable"))]
@@ -42,9 +54,6 @@ pub struct ServiceL2StatusStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("serviceNamespace is immutable"))]
     pub service_namespace: String,
-    /// Interfaces the node answers ARP/NDP on for this Service.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub interfaces: Vec<InterfaceInfo>,
 }
 
 /// A network interface name.
@@ -81,18 +90,9 @@ pub struct ServiceBGPStatusSpec {}
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceBGPStatusStatus {
-    /// The announcing node.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("node is immutable"))]
-    pub node: String,
-    /// The announced Service's name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("serviceName is immutable"))]
-    pub service_name: String,
-    /// The announced Service's namespace.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("serviceNamespace is immutable"))]
-    pub service_namespace: String,
+    /// Which Service, announced from which node.
+    #[serde(flatten)]
+    pub announcement: Announcement,
     /// BGPPeer names the Service is configured to be announced to from this node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,

@@ -79,6 +79,19 @@ pub fn object_json(objects: &Objects, kind: &str, name: &str) -> serde_json::Val
 
 /// Evaluates the CEL rules (`x-kubernetes-validations`) of `kind`'s generated CRD on `object`.
 pub fn cel_check(kind: &str, object: &serde_json::Value) -> Result<(), String> {
+    cel_validate(kind, object, None)
+}
+
+/// The same for an update from `old` (transition rules such as `self == oldSelf`).
+pub fn cel_check_update(kind: &str, new: &serde_json::Value, old: &serde_json::Value) -> Result<(), String> {
+    cel_validate(kind, new, Some(old))
+}
+
+fn cel_validate(
+    kind: &str,
+    object: &serde_json::Value,
+    old: Option<&serde_json::Value>,
+) -> Result<(), String> {
     let crd = api::crds()
         .into_iter()
         .find(|c| c.spec.names.kind == kind)
@@ -90,37 +103,12 @@ pub fn cel_check(kind: &str, object: &serde_json::Value) -> Result<(), String> {
         .expect("schema");
     let schema = serde_json::to_value(schema).unwrap();
     kube::core::cel::Validator::new()
-        .validate(&schema, object, None)
+        .validate(&schema, object, old)
         .map_err(|errors| {
             errors
                 .as_slice()
                 .iter()
                 .map(|e| format!("{}: {}", e.field_path, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-}
-
-/// Evaluates the CEL rules of `kind`'s CRD for an update from `old` to `new`
-/// (transition rules such as `self == oldSelf`).
-pub fn cel_check_update(kind: &str, new: &serde_json::Value, old: &serde_json::Value) -> Result<(), String> {
-    let crd = api::crds()
-        .into_iter()
-        .find(|c| c.spec.names.kind == kind)
-        .expect("a CRD for the kind");
-    let schema = crd.spec.versions[0]
-        .schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .expect("schema");
-    let schema = serde_json::to_value(schema).unwrap();
-    kube::core::cel::Validator::new()
-        .validate(&schema, new, Some(old))
-        .map_err(|errors| {
-            errors
-                .as_slice()
-                .iter()
-                .map(|e| e.message.clone())
                 .collect::<Vec<_>>()
                 .join("; ")
         })
