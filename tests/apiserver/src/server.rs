@@ -1,0 +1,612 @@
+//! The HTTP shell around [`Store`]: path routing, discovery documents, verbs, and
+//! watch streams (replay from the store's history, then live events).
+//!
+//! ```text
+//!  client ──HTTP──▶ handle() ──lock──▶ Store (pure) ──new events──▶ broadcast
+//!                      │                                              │
+//!                      └── watch: replay history, then ◀──────────────┘ per-watch task
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::error::ApiError;
+use crate::registry::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Event, EventType, Patch, Store, Subresource};
+
+/// What the Kubernetes version endpoint reports.
+const GIT_VERSION: &str = "v1.35.0-ferrolb-testserver";
+
+/// State shared by every request.
+pub struct Shared {
+    store: Mutex<Store>,
+    events: broadcast::Sender<Event>,
+    /// Bumped to end every open watch (a fault, or a restart).
+    watch_epoch: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Shared state around a store.
+    pub fn new(store: Store) -> Arc<Self> {
+        let (events, _) = broadcast::channel(65_536);
+        let (watch_epoch, _) = watch::channel(0);
+        Arc::new(Self {
+            store: Mutex::new(store),
+            events,
+            watch_epoch,
+        })
+    }
+
+    /// The store, locked.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends every open watch; clients re-watch from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.watch_epoch.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// Runs a write against the store and publishes the events it produced, in order.
+    fn write<T>(&self, op: impl FnOnce(&mut Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let mut store = self.store();
+        let before = store.resource_version();
+        let result = op(&mut store);
+        for event in store.events_after(before) {
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(event);
+        }
+        result
+    }
+}
+
+/// The router serving the Kubernetes API from `shared`.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(shared)
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let local = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    match route(&shared, &method, uri.path(), &query, &headers, &body, &local) {
+        Ok(Reply::Json(code, value)) => json_response(code, &value),
+        Ok(Reply::Watch(request)) => watch_response(shared, *request),
+        Err(err) => json_response(
+            StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &err.status(),
+        ),
+    }
+}
+
+enum Reply {
+    Json(StatusCode, Value),
+    Watch(Box<WatchRequest>),
+}
+
+fn ok(value: Value) -> Result<Reply, ApiError> {
+    Ok(Reply::Json(StatusCode::OK, value))
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// A request for one served type, with namespace, name and subresource taken from the path.
+struct Target {
+    rt: ResourceType,
+    version: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Subresource,
+}
+
+fn route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+    host: &str,
+) -> Result<Reply, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let store = || shared.store();
+    match segments.as_slice() {
+        ["version"] => ok(json!({
+            "major": "1", "minor": "35", "gitVersion": GIT_VERSION, "platform": "linux/amd64",
+            "goVersion": "n/a", "compiler": "rustc", "gitCommit": "", "gitTreeState": "clean", "buildDate": ""
+        })),
+        ["healthz"] | ["readyz"] | ["livez"] => ok(json!("ok")),
+        ["api"] => ok(json!({
+            "kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]
+        })),
+        ["apis"] => ok(group_list(&store())),
+        ["api", "v1"] => ok(resource_list(&store(), "", "v1")),
+        ["apis", group] => {
+            let list = group_list(&store());
+            let found = list["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|g| g["name"] == *group)
+                .cloned();
+            found.map(ok).unwrap_or_else(|| Err(ApiError::no_such_path(path)))
+        }
+        ["apis", group, version] => {
+            let list = resource_list(&store(), group, version);
+            if list["resources"].as_array().is_none_or(Vec::is_empty) {
+                return Err(ApiError::no_such_path(path));
+            }
+            ok(list)
+        }
+        ["api", "v1", rest @ ..] => {
+            resource_request(shared, method, "", "v1", rest, query, headers, body, path)
+        }
+        ["apis", group, version, rest @ ..] => {
+            resource_request(shared, method, group, version, rest, query, headers, body, path)
+        }
+        _ => Err(ApiError::no_such_path(path)),
+    }
+}
+
+fn group_list(store: &Store) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for rt in store.types().filter(|t| !t.gr.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == rt.gr.group) {
+            Some((_, versions)) => {
+                for v in &rt.versions {
+                    if !versions.contains(v) {
+                        versions.push(v.clone());
+                    }
+                }
+            }
+            None => groups.push((rt.gr.group.clone(), rt.versions.clone())),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, versions)| {
+            let entries: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+                .collect();
+            json!({"name": name, "versions": entries, "preferredVersion": entries[0]})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn resource_list(store: &Store, group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = store
+        .types()
+        .filter(|t| t.gr.group == group && t.serves(version))
+        .flat_map(ResourceType::discovery_entries)
+        .collect();
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource_request(
+    shared: &Shared,
+    method: &Method,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+) -> Result<Reply, ApiError> {
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, more @ ..] if !(more.is_empty() && *resource == "status") => (
+            Some(ns.to_string()),
+            std::iter::once(*resource)
+                .chain(more.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+        other => (None, other.to_vec()),
+    };
+    let (resource, name, sub) = match rest.as_slice() {
+        [resource] => (*resource, None, Subresource::Main),
+        [resource, name] => (*resource, Some(name.to_string()), Subresource::Main),
+        [resource, name, "status"] => (*resource, Some(name.to_string()), Subresource::Status),
+        _ => return Err(ApiError::no_such_path(path)),
+    };
+    let rt = shared
+        .store()
+        .resource_type(group, version, resource)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such_path(path))?;
+    if sub == Subresource::Status && !rt.has_status {
+        return Err(ApiError::no_such_path(path));
+    }
+    if namespace.is_some() && !rt.namespaced {
+        return Err(ApiError::no_such_path(path));
+    }
+    let target = Target {
+        rt,
+        version: version.to_string(),
+        namespace,
+        name,
+        sub,
+    };
+    let truthy = |key: &str| query.get(key).is_some_and(|v| v == "1" || v == "true");
+    match (method.clone(), &target.name) {
+        (Method::GET, Some(name)) => {
+            let object = shared.store().get(&target.rt.gr, target.ns(), name)?;
+            ok(target.present(object))
+        }
+        (Method::GET, None) if truthy("watch") => {
+            Ok(Reply::Watch(Box::new(WatchRequest::new(target, query)?)))
+        }
+        (Method::GET, None) => list(shared, &target, query),
+        (Method::POST, None) => {
+            let object = parse_body(body, headers)?;
+            let created = shared.write(|s| s.create(&target.rt.gr, target.ns(), object))?;
+            Ok(Reply::Json(StatusCode::CREATED, target.present(created)))
+        }
+        (Method::PUT, Some(name)) => {
+            let object = parse_body(body, headers)?;
+            let updated = shared.write(|s| s.update(&target.rt.gr, target.ns(), name, object, target.sub))?;
+            ok(target.present(updated))
+        }
+        (Method::PATCH, Some(name)) => {
+            let patch = parse_patch(body, headers, query)?;
+            let patched = shared.write(|s| s.patch(&target.rt.gr, target.ns(), name, patch, target.sub))?;
+            ok(target.present(patched))
+        }
+        (Method::DELETE, Some(name)) => {
+            let deleted = shared.write(|s| s.delete(&target.rt.gr, target.ns(), name))?;
+            ok(target.present(deleted))
+        }
+        (Method::DELETE, None) => {
+            let selector = Filter::from_query(query)?;
+            let deleted = shared.write(|s| {
+                let doomed = s.list(&target.rt.gr, target.namespace.as_deref(), |o| {
+                    selector.matches(o)
+                });
+                doomed
+                    .iter()
+                    .map(|o| {
+                        let ns = o
+                            .pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let name = o
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        s.delete(&target.rt.gr, ns, name)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            ok(target.list_document(deleted, shared.store().resource_version(), None))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {path}"
+        ))),
+    }
+}
+
+impl Target {
+    fn ns(&self) -> &str {
+        if self.rt.namespaced {
+            self.namespace.as_deref().unwrap_or("")
+        } else {
+            ""
+        }
+    }
+
+    /// An object as served at the requested version.
+    fn present(&self, mut object: Value) -> Value {
+        object["apiVersion"] = json!(self.rt.api_version(&self.version));
+        object
+    }
+
+    fn list_document(&self, items: Vec<Value>, rv: u64, next: Option<String>) -> Value {
+        let items: Vec<Value> = items.into_iter().map(|o| self.present(o)).collect();
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if let Some(next) = next {
+            metadata["continue"] = json!(next);
+        }
+        json!({
+            "apiVersion": self.rt.api_version(&self.version),
+            "kind": format!("{}List", self.rt.kind),
+            "metadata": metadata,
+            "items": items,
+        })
+    }
+}
+
+/// Label and field selectors of a list or watch.
+struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        Ok(Self {
+            labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?,
+            fields: FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))?,
+        })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        self.labels.matches(&object["metadata"]["labels"]) && self.fields.matches(object)
+    }
+}
+
+fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Result<Reply, ApiError> {
+    let filter = Filter::from_query(query)?;
+    let limit: usize = match query.get("limit") {
+        Some(l) => l
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        None => 0,
+    };
+    let (items, rv) = {
+        let store = shared.store();
+        (
+            store.list(&target.rt.gr, target.namespace.as_deref(), |o| filter.matches(o)),
+            store.resource_version(),
+        )
+    };
+    // The continue token is the position after which the next page starts.
+    let after = query.get("continue").filter(|c| !c.is_empty()).cloned();
+    let position = |o: &Value| {
+        format!(
+            "{}/{}",
+            o.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        )
+    };
+    let mut items: Vec<Value> = match &after {
+        Some(token) => items.into_iter().filter(|o| position(o) > *token).collect(),
+        None => items,
+    };
+    let mut next = None;
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        next = items.last().map(position);
+    }
+    ok(target.list_document(items, rv, next))
+}
+
+fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
+    let yaml = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.contains("yaml"));
+    let value: Value = if yaml {
+        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be an object"));
+    }
+    Ok(value)
+}
+
+fn parse_patch(body: &[u8], headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Patch, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("");
+    let json = || {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))
+    };
+    match content_type.split(';').next().unwrap_or("").trim() {
+        "application/merge-patch+json" => Ok(Patch::Merge(json()?)),
+        "application/strategic-merge-patch+json" => Ok(Patch::Strategic(json()?)),
+        "application/json-patch+json" => serde_json::from_slice(body)
+            .map(Patch::Json)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}"))),
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            if query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "fieldManager is required for apply requests",
+                ));
+            }
+            serde_yaml::from_slice(body)
+                .map(Patch::Apply)
+                .map_err(|e| ApiError::bad_request(format!("invalid apply body: {e}")))
+        }
+        other => Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
+            ),
+            details: None,
+        }),
+    }
+}
+
+/// An open watch: what it selects and from where.
+struct WatchRequest {
+    target: Target,
+    filter: Filter,
+    from: Option<u64>,
+    bookmarks: bool,
+    timeout: Duration,
+}
+
+impl WatchRequest {
+    fn new(target: Target, query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let from = match query.get("resourceVersion").map(String::as_str) {
+            None | Some("") | Some("0") => None,
+            Some(rv) => Some(
+                rv.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            ),
+        };
+        let timeout = query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800);
+        Ok(Self {
+            target,
+            filter: Filter::from_query(query)?,
+            from,
+            bookmarks: query
+                .get("allowWatchBookmarks")
+                .is_some_and(|v| v == "true" || v == "1"),
+            timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    fn in_scope(&self, object: &Value) -> bool {
+        let ns = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        self.target.namespace.as_deref().is_none_or(|want| want == ns) && self.filter.matches(object)
+    }
+
+    /// The watch event this change is for this watcher, if any: an object entering the
+    /// selection is ADDED, one leaving it DELETED.
+    fn translate(&self, event: &Event) -> Option<Value> {
+        let now = self.in_scope(&event.object);
+        let before = event.old.as_ref().is_some_and(|old| self.in_scope(old));
+        let kind = match event.kind {
+            EventType::Added if now => EventType::Added,
+            EventType::Modified if now && before => EventType::Modified,
+            EventType::Modified if now => EventType::Added,
+            EventType::Modified if before => EventType::Deleted,
+            EventType::Deleted if now => EventType::Deleted,
+            _ => return None,
+        };
+        Some(json!({"type": kind.as_str(), "object": self.target.present(event.object.clone())}))
+    }
+}
+
+fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
+    // Snapshot and subscription under one lock, so no event falls between them.
+    let (first, mut live, rv) = {
+        let store = shared.store();
+        let live = shared.events.subscribe();
+        let first: Result<Vec<Value>, ApiError> = match request.from {
+            None => Ok(store
+                .list(&request.target.rt.gr, request.target.namespace.as_deref(), |o| {
+                    request.filter.matches(o)
+                })
+                .into_iter()
+                .map(|o| json!({"type": "ADDED", "object": request.target.present(o)}))
+                .collect()),
+            Some(from) => store
+                .events_since(&request.target.rt.gr, from)
+                .map(|events| events.iter().filter_map(|e| request.translate(e)).collect()),
+        };
+        (first, live, store.resource_version())
+    };
+    let first = match first {
+        Ok(first) => first,
+        // kube-rs and client-go expect an expired position as an ERROR event, then relist.
+        Err(err) => vec![json!({"type": "ERROR", "object": err.status()})],
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+    let mut epoch = shared.watch_epoch.subscribe();
+    tokio::spawn(async move {
+        let line = |v: &Value| Bytes::from(format!("{v}\n"));
+        for event in &first {
+            if tx.send(line(event)).await.is_err() {
+                return;
+            }
+        }
+        if first.iter().any(|e| e["type"] == "ERROR") {
+            return;
+        }
+        let mut last = rv;
+        let deadline = tokio::time::sleep(request.timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let outgoing = tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.gr == request.target.rt.gr && event.rv > last => {
+                        last = event.rv;
+                        request.translate(&event)
+                    }
+                    Ok(_) => None,
+                    // Fell behind: end the stream; the client re-watches from its last position.
+                    Err(_) => return,
+                },
+                _ = ticker.tick(), if request.bookmarks => {
+                    let current = shared.store().resource_version();
+                    last = last.max(current);
+                    Some(json!({"type": "BOOKMARK", "object": {
+                        "apiVersion": request.target.rt.api_version(&request.target.version),
+                        "kind": request.target.rt.kind,
+                        "metadata": {"resourceVersion": last.to_string()}
+                    }}))
+                }
+                _ = &mut deadline => return,
+                _ = epoch.changed() => return,
+            };
+            if let Some(event) = outgoing
+                && tx.send(line(&event)).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, Infallible>)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("a static response")
+}
+
+/// Binds `addr` and serves until the returned handle is dropped or aborted.
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = router(shared);
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((bound, task))
+}
