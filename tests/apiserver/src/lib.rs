@@ -67,6 +67,32 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Stops listening and ends every open connection and watch; the state is kept.
+    pub fn stop(&mut self) {
+        self.task.abort();
+        self.shared.close_watches();
+    }
+
+    /// Listens again on the same address with the state kept, after [`TestServer::stop`].
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let mut last = None;
+        // The old listener goes away asynchronously once its task is aborted.
+        for _ in 0..50 {
+            match server::serve(self.shared.clone(), self.addr).await {
+                Ok((_, task)) => {
+                    self.task = task;
+                    return Ok(());
+                }
+                Err(err) => last = Some(err),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(last.expect("at least one attempt"))
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();

@@ -34,6 +34,10 @@ pub struct Shared {
     events: broadcast::Sender<Event>,
     /// Bumped to end every open watch (a fault, or a restart).
     watch_epoch: watch::Sender<u64>,
+    /// Requests still to fail, and with which HTTP code.
+    failing: Mutex<(u32, u16)>,
+    /// While true, requests hang before they are handled.
+    paused: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -41,11 +45,70 @@ impl Shared {
     pub fn new(store: Store) -> Arc<Self> {
         let (events, _) = broadcast::channel(65_536);
         let (watch_epoch, _) = watch::channel(0);
+        let (paused, _) = watch::channel(false);
         Arc::new(Self {
             store: Mutex::new(store),
             events,
             watch_epoch,
+            failing: Mutex::new((0, 500)),
+            paused,
         })
+    }
+
+    /// Fails the next `count` requests with HTTP `code` (500 and 429 are the useful ones).
+    pub fn fail_next(&self, count: u32, code: u16) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = (count, code);
+    }
+
+    /// Makes requests hang (`true`) until called again with `false`.
+    pub fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Applies the faults to one request: waits while paused, then maybe fails it.
+    async fn faults(&self) -> Option<ApiError> {
+        let mut paused = self.paused.subscribe();
+        while *paused.borrow_and_update() {
+            if paused.changed().await.is_err() {
+                break;
+            }
+        }
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.0 == 0 {
+            return None;
+        }
+        failing.0 -= 1;
+        let reason = if failing.1 == 429 {
+            "TooManyRequests"
+        } else {
+            "InternalError"
+        };
+        Some(ApiError {
+            code: failing.1,
+            reason,
+            message: "injected fault".into(),
+            details: None,
+        })
+    }
+
+    /// The admin endpoint `POST /_testserver/faults`, body one of `{"failNext": N,
+    /// "code": C}`, `{"pause": bool}`, `{"closeWatches": true}`, `{"compact": keep}`.
+    fn admin(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let request: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if let Some(count) = request["failNext"].as_u64() {
+            self.fail_next(count as u32, request["code"].as_u64().unwrap_or(500) as u16);
+        }
+        if let Some(paused) = request["pause"].as_bool() {
+            self.pause(paused);
+        }
+        if request["closeWatches"].as_bool() == Some(true) {
+            self.close_watches();
+        }
+        if let Some(keep) = request["compact"].as_u64() {
+            self.store().compact(keep as usize);
+        }
+        Ok(json!({"ok": true}))
     }
 
     /// The store, locked.
@@ -84,6 +147,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path() == "/_testserver/faults" && method == Method::POST {
+        return match shared.admin(&body) {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(err) => json_response(StatusCode::BAD_REQUEST, &err.status()),
+        };
+    }
+    if let Some(err) = shared.faults().await {
+        let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = json_response(code, &err.status());
+        if err.code == 429 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        return response;
+    }
     let local = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -564,23 +643,23 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         loop {
             let outgoing = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(event) if event.gr == request.target.rt.gr && event.rv > last => {
+                    // The broadcast carries every type in resourceVersion order, so any
+                    // event received moves this watch's position.
+                    Ok(event) if event.rv > last => {
                         last = event.rv;
-                        request.translate(&event)
+                        if event.gr == request.target.rt.gr { request.translate(&event) } else { None }
                     }
                     Ok(_) => None,
                     // Fell behind: end the stream; the client re-watches from its last position.
                     Err(_) => return,
                 },
-                _ = ticker.tick(), if request.bookmarks => {
-                    let current = shared.store().resource_version();
-                    last = last.max(current);
-                    Some(json!({"type": "BOOKMARK", "object": {
-                        "apiVersion": request.target.rt.api_version(&request.target.version),
-                        "kind": request.target.rt.kind,
-                        "metadata": {"resourceVersion": last.to_string()}
-                    }}))
-                }
+                // Only positions already delivered: a newer store position could skip an
+                // event still in flight.
+                _ = ticker.tick(), if request.bookmarks => Some(json!({"type": "BOOKMARK", "object": {
+                    "apiVersion": request.target.rt.api_version(&request.target.version),
+                    "kind": request.target.rt.kind,
+                    "metadata": {"resourceVersion": last.to_string()}
+                }})),
                 _ = &mut deadline => return,
                 _ = epoch.changed() => return,
             };

@@ -434,3 +434,54 @@ async fn watching_from_a_compacted_position_is_410() {
         other => panic!("expected 410, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn injected_errors_pauses_and_restarts() {
+    let mut server = TestServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &cm("kept", &[]))
+        .await
+        .unwrap();
+
+    server.shared.fail_next(2, 500);
+    assert_eq!(code(api.get("kept").await.unwrap_err()), 500);
+    assert_eq!(code(api.get("kept").await.unwrap_err()), 500);
+    api.get("kept").await.unwrap();
+    // kube-rs retries 429 (after Retry-After), 503 and 504 on its own.
+    server.shared.fail_next(1, 429);
+    api.get("kept").await.unwrap();
+
+    server.shared.pause(true);
+    let pending = tokio::spawn({
+        let api = api.clone();
+        async move { api.get("kept").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!pending.is_finished(), "a paused server must not answer");
+    server.shared.pause(false);
+    pending.await.unwrap().unwrap();
+
+    server.stop();
+    assert!(
+        api.get("kept").await.is_err(),
+        "a stopped server refuses connections"
+    );
+    server.restart().await.unwrap();
+    assert_eq!(
+        api.get("kept").await.unwrap().metadata.name.as_deref(),
+        Some("kept")
+    );
+}
+
+#[tokio::test]
+async fn faults_through_the_admin_endpoint() {
+    let server = TestServer::start().await.unwrap();
+    let client = server.client();
+    let request = http::Request::post("/_testserver/faults")
+        .body(serde_json::to_vec(&json!({"failNext": 1, "code": 500})).unwrap())
+        .unwrap();
+    let _: serde_json::Value = client.request(request).await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    assert_eq!(code(api.list(&ListParams::default()).await.unwrap_err()), 500);
+    api.list(&ListParams::default()).await.unwrap();
+}
