@@ -7,10 +7,12 @@
 //! token is accepted), API aggregation, persistence, protobuf.
 
 pub mod error;
+pub mod openapi;
 pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod table;
 
 use std::net::SocketAddr;
 use std::path::Path;

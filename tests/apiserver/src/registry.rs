@@ -31,8 +31,8 @@ pub struct ResourceType {
     pub has_status: bool,
     /// Categories (`kubectl get all`-style groupings).
     pub categories: Vec<String>,
-    /// The CRD's openAPIV3Schema per version, for custom resources.
-    pub schemas: Vec<(String, Value)>,
+    /// The CRD's version entries (schema, printer columns), for custom resources.
+    pub crd_versions: Vec<Value>,
 }
 
 impl ResourceType {
@@ -57,7 +57,7 @@ impl ResourceType {
             short_names: short.iter().map(|s| s.to_string()).collect(),
             has_status: status,
             categories: Vec::new(),
-            schemas: Vec::new(),
+            crd_versions: Vec::new(),
         }
     }
 
@@ -68,6 +68,11 @@ impl ResourceType {
         } else {
             format!("{}/{version}", self.gr.group)
         }
+    }
+
+    /// The CRD's entry for `version`, for custom resources.
+    pub fn crd_version(&self, version: &str) -> Option<&Value> {
+        self.crd_versions.iter().find(|v| v["name"] == version)
     }
 
     /// Whether this type is served at `version`.
@@ -114,15 +119,7 @@ impl ResourceType {
             short_names: strings(&names["shortNames"]),
             has_status: served.iter().any(|v| v["subresources"]["status"].is_object()),
             categories: strings(&names["categories"]),
-            schemas: served
-                .iter()
-                .filter_map(|v| {
-                    Some((
-                        v["name"].as_str()?.to_string(),
-                        v["schema"]["openAPIV3Schema"].clone(),
-                    ))
-                })
-                .collect(),
+            crd_versions: served.iter().map(|v| (*v).clone()).collect(),
             versions,
         })
     }

@@ -231,6 +231,13 @@ fn route(
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]
         })),
         ["apis"] => ok(group_list(&store())),
+        ["openapi", "v3"] => ok(crate::openapi::index(&store())),
+        ["openapi", "v3", "api", version] => crate::openapi::document(&store(), "", version)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::no_such_path(path))),
+        ["openapi", "v3", "apis", group, version] => crate::openapi::document(&store(), group, version)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::no_such_path(path))),
         ["api", "v1"] => ok(resource_list(&store(), "", "v1")),
         ["apis", group] => {
             let list = group_list(&store());
@@ -349,12 +356,15 @@ fn resource_request(
     match (method.clone(), &target.name) {
         (Method::GET, Some(name)) => {
             let object = shared.store().get(&target.rt.gr, target.ns(), name)?;
+            if wants_table(headers) {
+                return ok(target.table(&[object], shared.store().resource_version()));
+            }
             ok(target.present(object))
         }
         (Method::GET, None) if truthy("watch") => {
             Ok(Reply::Watch(Box::new(WatchRequest::new(target, query)?)))
         }
-        (Method::GET, None) => list(shared, &target, query),
+        (Method::GET, None) => list(shared, &target, query, wants_table(headers)),
         (Method::POST, None) => {
             let object = parse_body(body, headers)?;
             let created = shared.write(|s| s.create(&target.rt.gr, target.ns(), object))?;
@@ -418,6 +428,14 @@ impl Target {
         object
     }
 
+    fn table(&self, items: &[Value], rv: u64) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        crate::table::render(items, self.rt.crd_version(&self.version), &self.rt.kind, rv, now)
+    }
+
     fn list_document(&self, items: Vec<Value>, rv: u64, next: Option<String>) -> Value {
         let items: Vec<Value> = items.into_iter().map(|o| self.present(o)).collect();
         let mut metadata = json!({"resourceVersion": rv.to_string()});
@@ -452,7 +470,12 @@ impl Filter {
     }
 }
 
-fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Result<Reply, ApiError> {
+fn list(
+    shared: &Shared,
+    target: &Target,
+    query: &HashMap<String, String>,
+    table: bool,
+) -> Result<Reply, ApiError> {
     let filter = Filter::from_query(query)?;
     let limit: usize = match query.get("limit") {
         Some(l) => l
@@ -487,7 +510,22 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Re
         items.truncate(limit);
         next = items.last().map(position);
     }
+    if table {
+        let mut table = target.table(&items, rv);
+        if let Some(next) = next {
+            table["metadata"]["continue"] = json!(next);
+        }
+        return ok(table);
+    }
     ok(target.list_document(items, rv, next))
+}
+
+/// Whether the client asks for server-side printing (kubectl get).
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
 }
 
 fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
@@ -547,13 +585,21 @@ struct WatchRequest {
     target: Target,
     filter: Filter,
     from: Option<u64>,
+    /// A streaming list (`sendInitialEvents=true`): the current objects, then a bookmark
+    /// marking the end of them.
+    initial_events: bool,
     bookmarks: bool,
     timeout: Duration,
 }
 
 impl WatchRequest {
     fn new(target: Target, query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let from = match query.get("resourceVersion").map(String::as_str) {
+        let initial_events = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+        let from = match query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .filter(|_| !initial_events)
+        {
             None | Some("") | Some("0") => None,
             Some(rv) => Some(
                 rv.parse()
@@ -568,6 +614,7 @@ impl WatchRequest {
             target,
             filter: Filter::from_query(query)?,
             from,
+            initial_events,
             bookmarks: query
                 .get("allowWatchBookmarks")
                 .is_some_and(|v| v == "true" || v == "1"),
@@ -620,6 +667,14 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         (first, live, store.resource_version())
     };
     let first = match first {
+        Ok(mut first) if request.initial_events => {
+            first.push(json!({"type": "BOOKMARK", "object": {
+                "apiVersion": request.target.rt.api_version(&request.target.version),
+                "kind": request.target.rt.kind,
+                "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}
+            }}));
+            first
+        }
         Ok(first) => first,
         // kube-rs and client-go expect an expired position as an ERROR event, then relist.
         Err(err) => vec![json!({"type": "ERROR", "object": err.status()})],
