@@ -13,6 +13,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod validation;
 
 use std::net::SocketAddr;
 use std::path::Path;

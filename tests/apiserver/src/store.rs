@@ -436,6 +436,15 @@ impl Store {
         object: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
+        if let Some(version) = rt.crd_version(&rt.versions[0]) {
+            let name = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return crate::validation::admit(&version["schema"]["openAPIV3Schema"], object, old)
+                .map_err(|causes| ApiError::invalid(&rt.kind, &name, causes));
+        }
         match (rt.gr.group.as_str(), rt.gr.resource.as_str()) {
             ("", "secrets") => encode_string_data(object),
             ("", "services") => self.allocate_service(object, old),

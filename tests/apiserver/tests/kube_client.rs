@@ -485,3 +485,72 @@ async fn faults_through_the_admin_endpoint() {
     assert_eq!(code(api.list(&ListParams::default()).await.unwrap_err()), 500);
     api.list(&ListParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn custom_resources_are_validated_defaulted_and_pruned() {
+    let server = TestServer::start().await.unwrap();
+    let client = server.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ferrolb_crds::api::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("ferrolb.io", "v1beta1", "IPAddressPool"),
+        "ipaddresspools",
+    );
+    let pools: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "ferrolb-system", &resource);
+    let pool = |name: &str, spec: serde_json::Value| {
+        serde_json::from_value::<kube::api::DynamicObject>(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap()
+    };
+    let created = pools
+        .create(
+            &PostParams::default(),
+            &pool("ok", json!({"addresses": ["10.0.0.0/24"], "typo": 1})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["autoAssign"], true, "CRD default applied");
+    assert!(created.data["spec"].get("typo").is_none(), "unknown field pruned");
+
+    let err = pools
+        .create(
+            &PostParams::default(),
+            &pool("bad", json!({"addresses": ["10.0.0.1", "10.0.0.9-10.0.0.1"]})),
+        )
+        .await
+        .unwrap_err();
+    let Error::Api(status) = err else {
+        panic!("expected 422")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.addresses[0]") && status.message.contains("spec.addresses[1]"),
+        "{}",
+        status.message
+    );
+
+    let peers_resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("ferrolb.io", "v1beta2", "BGPPeer"),
+        "bgppeers",
+    );
+    let peers: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client, "ferrolb-system", &peers_resource);
+    let peer: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "r"},
+        "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1", "peerPort": 20000}
+    }))
+    .unwrap();
+    let err = peers.create(&PostParams::default(), &peer).await.unwrap_err();
+    let Error::Api(status) = err else {
+        panic!("expected 422")
+    };
+    assert!(
+        status.code == 422 && status.message.contains("spec.peerPort"),
+        "{}",
+        status.message
+    );
+}
