@@ -31,7 +31,7 @@ const GIT_VERSION: &str = "v1.35.0-ferrolb-testserver";
 /// State shared by every request.
 pub struct Shared {
     store: Mutex<Store>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     /// Bumped to end every open watch (a fault, or a restart).
     watch_epoch: watch::Sender<u64>,
     /// Requests still to fail, and with which HTTP code.
@@ -121,14 +121,15 @@ impl Shared {
         self.watch_epoch.send_modify(|epoch| *epoch += 1);
     }
 
-    /// Runs a write against the store and publishes the events it produced, in order.
-    fn write<T>(&self, op: impl FnOnce(&mut Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    /// Runs a write against the store and publishes the events it produced, in order
+    /// (tests seed state through it without HTTP).
+    pub fn write<T>(&self, op: impl FnOnce(&mut Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let mut store = self.store();
         let before = store.resource_version();
         let result = op(&mut store);
         for event in store.events_after(before) {
             // No receiver is fine: nobody is watching.
-            let _ = self.events.send(event);
+            let _ = self.events.send(Arc::new(event));
         }
         result
     }
@@ -641,9 +642,9 @@ impl WatchRequest {
         self.target.namespace.as_deref().is_none_or(|want| want == ns) && self.filter.matches(object)
     }
 
-    /// The watch event this change is for this watcher, if any: an object entering the
-    /// selection is ADDED, one leaving it DELETED.
-    fn translate(&self, event: &Event) -> Option<Value> {
+    /// The watch event line this change is for this watcher, if any: an object
+    /// entering the selection is ADDED, one leaving it DELETED.
+    fn translate(&self, event: &Event) -> Option<String> {
         let now = self.in_scope(&event.object);
         let before = event.old.as_ref().is_some_and(|old| self.in_scope(old));
         let kind = match event.kind {
@@ -654,22 +655,32 @@ impl WatchRequest {
             EventType::Deleted if now => EventType::Deleted,
             _ => return None,
         };
-        Some(json!({"type": kind.as_str(), "object": self.target.present(event.object.clone())}))
+        let object = if self.target.version == self.target.rt.versions[0] {
+            // Stored at this version: every watcher shares one serialisation.
+            event.object_json().to_string()
+        } else {
+            self.target.present(event.object.clone()).to_string()
+        };
+        Some(format!(
+            "{{\"type\":\"{}\",\"object\":{object}}}\n",
+            kind.as_str()
+        ))
     }
 }
 
 fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
+    let line = |v: Value| format!("{v}\n");
     // Snapshot and subscription under one lock, so no event falls between them.
     let (first, mut live, rv) = {
         let store = shared.store();
         let live = shared.events.subscribe();
-        let first: Result<Vec<Value>, ApiError> = match request.from {
+        let first: Result<Vec<String>, ApiError> = match request.from {
             None => Ok(store
                 .list(&request.target.rt.gr, request.target.namespace.as_deref(), |o| {
                     request.filter.matches(o)
                 })
                 .into_iter()
-                .map(|o| json!({"type": "ADDED", "object": request.target.present(o)}))
+                .map(|o| line(json!({"type": "ADDED", "object": request.target.present(o)})))
                 .collect()),
             Some(from) => store
                 .events_since(&request.target.rt.gr, from)
@@ -677,29 +688,36 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         };
         (first, live, store.resource_version())
     };
-    let first = match first {
-        Ok(mut first) if request.initial_events => {
-            first.push(json!({"type": "BOOKMARK", "object": {
-                "apiVersion": request.target.rt.api_version(&request.target.version),
-                "kind": request.target.rt.kind,
-                "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}
-            }}));
-            first
+    let bookmark = move |request: &WatchRequest, rv: u64, initial_end: bool| {
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        Ok(first) => first,
+        line(json!({"type": "BOOKMARK", "object": {
+            "apiVersion": request.target.rt.api_version(&request.target.version),
+            "kind": request.target.rt.kind,
+            "metadata": metadata,
+        }}))
+    };
+    let (first, expired) = match first {
+        Ok(mut first) => {
+            if request.initial_events {
+                first.push(bookmark(&request, rv, true));
+            }
+            (first, false)
+        }
         // kube-rs and client-go expect an expired position as an ERROR event, then relist.
-        Err(err) => vec![json!({"type": "ERROR", "object": err.status()})],
+        Err(err) => (vec![line(json!({"type": "ERROR", "object": err.status()}))], true),
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
     let mut epoch = shared.watch_epoch.subscribe();
     tokio::spawn(async move {
-        let line = |v: &Value| Bytes::from(format!("{v}\n"));
-        for event in &first {
-            if tx.send(line(event)).await.is_err() {
+        for event in first {
+            if tx.send(Bytes::from(event)).await.is_err() {
                 return;
             }
         }
-        if first.iter().any(|e| e["type"] == "ERROR") {
+        if expired {
             return;
         }
         let mut last = rv;
@@ -721,16 +739,12 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
                 },
                 // Only positions already delivered: a newer store position could skip an
                 // event still in flight.
-                _ = ticker.tick(), if request.bookmarks => Some(json!({"type": "BOOKMARK", "object": {
-                    "apiVersion": request.target.rt.api_version(&request.target.version),
-                    "kind": request.target.rt.kind,
-                    "metadata": {"resourceVersion": last.to_string()}
-                }})),
+                _ = ticker.tick(), if request.bookmarks => Some(bookmark(&request, last, false)),
                 _ = &mut deadline => return,
                 _ = epoch.changed() => return,
             };
             if let Some(event) = outgoing
-                && tx.send(line(&event)).await.is_err()
+                && tx.send(Bytes::from(event)).await.is_err()
             {
                 return;
             }

@@ -48,6 +48,26 @@ pub struct Event {
     pub object: Value,
     /// The object before the change, for modifications (selectors need both sides).
     pub old: Option<Value>,
+    /// `object` serialised, computed once however many watchers send it.
+    json: std::sync::OnceLock<String>,
+}
+
+impl Event {
+    fn new(rv: u64, gr: GroupResource, kind: EventType, object: Value, old: Option<Value>) -> Self {
+        Self {
+            rv,
+            gr,
+            kind,
+            object,
+            old,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON text (at the storage version).
+    pub fn object_json(&self) -> &str {
+        self.json.get_or_init(|| self.object.to_string())
+    }
 }
 
 /// Which part of an object a write addresses.
@@ -616,13 +636,7 @@ impl Store {
             .entry(gr.clone())
             .or_default()
             .insert(key, object.clone());
-        self.record(Event {
-            rv: self.rv,
-            gr: gr.clone(),
-            kind,
-            object: object.clone(),
-            old,
-        });
+        self.record(Event::new(self.rv, gr.clone(), kind, object.clone(), old));
         Ok(object)
     }
 
@@ -635,13 +649,13 @@ impl Store {
         }
         self.rv += 1;
         metadata_mut(&mut object)?.insert("resourceVersion".into(), json!(self.rv.to_string()));
-        self.record(Event {
-            rv: self.rv,
-            gr: gr.clone(),
-            kind: EventType::Deleted,
-            object: object.clone(),
-            old: None,
-        });
+        self.record(Event::new(
+            self.rv,
+            gr.clone(),
+            EventType::Deleted,
+            object.clone(),
+            None,
+        ));
         if gr.group == "apiextensions.k8s.io"
             && let Some(rt) = ResourceType::from_crd(&object)
         {
@@ -655,13 +669,7 @@ impl Store {
             for (_, mut obj) in gone {
                 self.rv += 1;
                 metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(self.rv.to_string()));
-                self.record(Event {
-                    rv: self.rv,
-                    gr: rt.gr.clone(),
-                    kind: EventType::Deleted,
-                    object: obj,
-                    old: None,
-                });
+                self.record(Event::new(self.rv, rt.gr.clone(), EventType::Deleted, obj, None));
             }
         }
         Ok(object)
