@@ -102,6 +102,61 @@ impl Drop for TestServer {
     }
 }
 
+/// Where an end-to-end suite runs: the cluster of `$FERROLB_KUBECONFIG` when it is set,
+/// otherwise a fresh in-memory server. Suites written against [`Cluster::client`] run
+/// unchanged on both.
+pub enum Cluster {
+    /// A real cluster.
+    Real {
+        /// A client for it.
+        client: kube::Client,
+    },
+    /// The in-memory test server.
+    Fixture(TestServer),
+}
+
+impl Cluster {
+    /// The real cluster named by `$FERROLB_KUBECONFIG`, or a new test server.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        Self::from_kubeconfig(
+            std::env::var_os("FERROLB_KUBECONFIG")
+                .map(std::path::PathBuf::from)
+                .as_deref(),
+        )
+        .await
+    }
+
+    /// The cluster of this kubeconfig file, or a new test server when there is none.
+    pub async fn from_kubeconfig(path: Option<&Path>) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let Some(path) = path else {
+            return Ok(Cluster::Fixture(TestServer::start().await?));
+        };
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(Cluster::Real {
+            client: kube::Client::try_from(config)?,
+        })
+    }
+
+    /// A client for the cluster.
+    pub fn client(&self) -> kube::Client {
+        match self {
+            Cluster::Real { client } => client.clone(),
+            Cluster::Fixture(server) => server.client(),
+        }
+    }
+
+    /// The test server, when the suite runs on one (faults are only available there).
+    pub fn fixture(&self) -> Option<&TestServer> {
+        match self {
+            Cluster::Real { .. } => None,
+            Cluster::Fixture(server) => Some(server),
+        }
+    }
+}
+
 /// A kubeconfig for `url` with a context named `ferrolb-test`.
 pub fn kubeconfig(url: &str) -> String {
     format!(

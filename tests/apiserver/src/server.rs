@@ -38,6 +38,8 @@ pub struct Shared {
     failing: Mutex<(u32, u16)>,
     /// While true, requests hang before they are handled.
     paused: watch::Sender<bool>,
+    /// Watches answered with 410 Gone so far.
+    expired: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -52,7 +54,13 @@ impl Shared {
             watch_epoch,
             failing: Mutex::new((0, 500)),
             paused,
+            expired: Default::default(),
         })
+    }
+
+    /// How many watches were answered with 410 Gone (clients must then relist).
+    pub fn expired_watches(&self) -> u64 {
+        self.expired.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Fails the next `count` requests with HTTP `code` (500 and 429 are the useful ones).
@@ -707,7 +715,10 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
             (first, false)
         }
         // kube-rs and client-go expect an expired position as an ERROR event, then relist.
-        Err(err) => (vec![line(json!({"type": "ERROR", "object": err.status()}))], true),
+        Err(err) => {
+            shared.expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (vec![line(json!({"type": "ERROR", "object": err.status()}))], true)
+        }
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
     let mut epoch = shared.watch_epoch.subscribe();

@@ -371,14 +371,32 @@ async fn a_reflector_converges_through_dropped_watches_and_410() {
         .unwrap();
     wait_for(&["w1", "w2", "w3"]).await;
 
-    // History gone: the watcher gets 410 and relists.
-    server.shared.store().compact(0);
+    // History gone: the re-watch is held while the changes happen and the history is
+    // compacted, so the watcher must get 410 and relist.
+    server.shared.pause(true);
     server.shared.close_watches();
-    api.delete("w1", &DeleteParams::default()).await.unwrap();
-    api.create(&PostParams::default(), &cm("w4", &[("app", "web")]))
-        .await
+    let cms = ferrolb_testserver::registry::GroupResource {
+        group: String::new(),
+        resource: "configmaps".into(),
+    };
+    server
+        .shared
+        .write(|s| {
+            s.delete(&cms, "default", "w1")?;
+            s.create(
+                &cms,
+                "default",
+                json!({"metadata": {"name": "w4", "labels": {"app": "web"}}}),
+            )
+        })
         .unwrap();
+    server.shared.store().compact(0);
+    server.shared.pause(false);
     wait_for(&["w2", "w3", "w4"]).await;
+    assert!(
+        server.shared.expired_watches() >= 1,
+        "the watcher resumed without a 410"
+    );
     task.abort();
 }
 
