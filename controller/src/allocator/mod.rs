@@ -1,0 +1,5 @@
+//! Address allocation, as plain functions over plain data (no Kubernetes client).
+
+mod free;
+
+pub use free::FreeSet;

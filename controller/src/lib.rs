@@ -1,0 +1,4 @@
+//! FerroLB's controller library: the pure allocator, used by the `ferrolb-controller`
+//! binary.
+
+pub mod allocator;
