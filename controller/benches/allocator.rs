@@ -8,22 +8,17 @@
 //! ~10^5 intervals.
 
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use ferrolb_controller::allocator::FreeSet;
-use ferrolb_crds::config::{Family, IpRange};
+use ferrolb_crds::config::{Family, IpRange, from_int};
 
 const ALLOCATIONS: usize = 200_000;
 
 fn fragmented(free: &mut FreeSet, range: &IpRange, count: u128) {
     for i in 0..count {
         if i % 10 != 9 {
-            let addr = match range.family() {
-                Family::V4 => IpAddr::V4(((range.first_int() + i) as u32).into()),
-                Family::V6 => IpAddr::V6((range.first_int() + i).into()),
-            };
-            free.take(addr);
+            free.take(from_int(range.family(), range.first_int() + i));
         }
     }
 }

@@ -3,9 +3,9 @@
 //! the size of the range: a /64 costs what a /24 costs.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use ferrolb_crds::config::{Family, IpRange};
+use ferrolb_crds::config::{Family, IpRange, from_int, to_int};
 
 /// Free addresses of a pool's ranges, in the order the pool lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,20 +159,6 @@ fn family_index(family: Family) -> usize {
     match family {
         Family::V4 => 0,
         Family::V6 => 1,
-    }
-}
-
-fn to_int(addr: IpAddr) -> u128 {
-    match addr {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-fn from_int(family: Family, x: u128) -> IpAddr {
-    match family {
-        Family::V4 => IpAddr::V4(Ipv4Addr::from(x as u32)),
-        Family::V6 => IpAddr::V6(Ipv6Addr::from(x)),
     }
 }
 

@@ -226,14 +226,16 @@ impl<T> RangeIndex<T> {
     }
 }
 
-fn to_int(addr: IpAddr) -> u128 {
+/// An address as an integer (IPv4 in the low 32 bits).
+pub fn to_int(addr: IpAddr) -> u128 {
     match addr {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
     }
 }
 
-fn from_int(family: Family, value: u128) -> IpAddr {
+/// The address of `family` with integer value `value` (the inverse of [`to_int`]).
+pub fn from_int(family: Family, value: u128) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
         Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),

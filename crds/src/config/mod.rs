@@ -27,7 +27,7 @@ use kube::Resource;
 
 use crate::api;
 
-pub use address::{AddressError, Family, IpRange, RangeIndex};
+pub use address::{AddressError, Family, IpRange, RangeIndex, from_int, to_int};
 pub use bgpadv::BgpAdvertisement;
 pub use community::CommunityValue;
 pub use issue::{Issue, ObjectRef, Severity};

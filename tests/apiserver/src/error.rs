@@ -16,6 +16,15 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
+/// `resource` or `resource.group`, as kube-apiserver names a type in messages.
+fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -33,11 +42,7 @@ impl ApiError {
 
     /// 404 NotFound for a named object.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        let what = if group.is_empty() {
-            resource.to_string()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let what = qualified(group, resource);
         Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))
             .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
@@ -53,22 +58,14 @@ impl ApiError {
 
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        let what = if group.is_empty() {
-            resource.to_string()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let what = qualified(group, resource);
         Self::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists"))
             .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// 409 Conflict for a stale resourceVersion.
     pub fn conflict(group: &str, resource: &str, name: &str) -> Self {
-        let what = if group.is_empty() {
-            resource.to_string()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let what = qualified(group, resource);
         Self::new(
             409,
             "Conflict",

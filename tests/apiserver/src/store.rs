@@ -305,17 +305,6 @@ impl Store {
         sub: Subresource,
     ) -> Result<Value, ApiError> {
         let current = self.get(gr, namespace, name)?;
-        if let Some(rv) = object
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|rv| !rv.is_empty())
-            && Some(rv)
-                != current
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(&gr.group, &gr.resource, name));
-        }
         self.write(gr, namespace, name, current, object, sub)
     }
 
@@ -342,16 +331,6 @@ impl Store {
             Patch::Merge(p) | Patch::Strategic(p) | Patch::Apply(p) => json_patch::merge(&mut patched, &p),
             Patch::Json(p) => json_patch::patch(&mut patched, &p)
                 .map_err(|e| ApiError::invalid("", name, vec![("patch".into(), e.to_string())]))?,
-        }
-        if let Some(rv) = patched
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            && Some(rv)
-                != current
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(&gr.group, &gr.resource, name));
         }
         self.write(gr, namespace, name, current, patched, sub)
     }
@@ -380,6 +359,12 @@ impl Store {
         mut object: Value,
         sub: Subresource,
     ) -> Result<Value, ApiError> {
+        // A resourceVersion in the body is a precondition (optimistic concurrency).
+        if let Some(rv) = resource_version(&object).filter(|rv| !rv.is_empty())
+            && Some(rv) != resource_version(&current)
+        {
+            return Err(ApiError::conflict(&gr.group, &gr.resource, name));
+        }
         let rt = self.type_of(gr)?.clone();
         if !object.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -699,6 +684,12 @@ fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError>
 fn set_type_meta(object: &mut Value, rt: &ResourceType) {
     object["apiVersion"] = json!(rt.api_version(&rt.versions[0]));
     object["kind"] = json!(rt.kind);
+}
+
+fn resource_version(object: &Value) -> Option<&str> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
 }
 
 fn current_namespace(object: &Value) -> String {
