@@ -737,6 +737,10 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             let outgoing = tokio::select! {
+                // A closed or expired watch delivers nothing more, even if events are ready.
+                biased;
+                _ = epoch.changed() => return,
+                _ = &mut deadline => return,
                 received = live.recv() => match received {
                     // The broadcast carries every type in resourceVersion order, so any
                     // event received moves this watch's position.
@@ -751,8 +755,6 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
                 // Only positions already delivered: a newer store position could skip an
                 // event still in flight.
                 _ = ticker.tick(), if request.bookmarks => Some(bookmark(&request, last, false)),
-                _ = &mut deadline => return,
-                _ = epoch.changed() => return,
             };
             if let Some(event) = outgoing
                 && tx.send(Bytes::from(event)).await.is_err()
