@@ -16,6 +16,8 @@ pub struct FreeSet {
     avoid_buggy: bool,
     /// Allocatable free addresses per family (v4, v6), saturating for huge IPv6 ranges.
     counts: [u128; 2],
+    /// Allocatable addresses per family when nothing is taken.
+    capacity: [u128; 2],
 }
 
 impl FreeSet {
@@ -40,6 +42,7 @@ impl FreeSet {
                 .collect(),
             avoid_buggy,
             counts,
+            capacity: counts,
         }
     }
 
@@ -125,6 +128,16 @@ impl FreeSet {
     /// Free allocatable addresses of a family (saturating at `u128::MAX`).
     pub fn free_count(&self, family: Family) -> u128 {
         self.counts[family_index(family)]
+    }
+
+    /// Allocatable addresses of a family when nothing is taken (saturating).
+    pub fn capacity(&self, family: Family) -> u128 {
+        self.capacity[family_index(family)]
+    }
+
+    /// Where `addr` comes in the pool's order (range, then address), if in a range.
+    pub fn position(&self, addr: IpAddr) -> Option<(usize, u128)> {
+        self.range_index(addr).map(|i| (i, to_int(addr)))
     }
 
     fn range_index(&self, addr: IpAddr) -> Option<usize> {
