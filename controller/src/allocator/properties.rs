@@ -10,7 +10,7 @@ use super::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Ensure(Request),
+    Ensure(Box<Request>),
     Release(usize),
     SetPools(usize),
 }
@@ -67,7 +67,7 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => request().prop_map(Op::Ensure),
+        6 => request().prop_map(|r| Op::Ensure(Box::new(r))),
         2 => (0..8usize).prop_map(Op::Release),
         1 => (0..3usize).prop_map(Op::SetPools),
     ]
