@@ -84,7 +84,7 @@ fn run(a: &mut Allocator, ops: &[Op]) -> HashMap<ServiceKey, Request> {
             Op::Ensure(r) => {
                 // A Service may move namespace between draws: that is another Service.
                 let _ = a.ensure(r);
-                last.insert(r.key.clone(), r.clone());
+                last.insert(r.key.clone(), (**r).clone());
             }
             Op::Release(i) => {
                 for ns in ["default", "team"] {
