@@ -2,3 +2,4 @@
 //! binary.
 
 pub mod allocator;
+pub mod engine;

@@ -1,0 +1,238 @@
+//! One Service as the engine sees it, what the engine wants it to show, and the
+//! patches that get it there.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_crds::annotations;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::{Value, json};
+
+use crate::allocator::{ClassPolicy, Request, RequestError, read};
+
+/// The condition type FerroLB owns on Services.
+pub const CONDITION: &str = "ferrolb.io/Allocated";
+
+/// The parts of a Service the engine needs (the rest is dropped to keep memory small).
+#[derive(Clone, Debug)]
+pub struct View {
+    /// For Events.
+    pub uid: Option<String>,
+    /// For Events and the condition's observedGeneration.
+    pub generation: Option<i64>,
+    /// Creation time, for fairness among pending Services.
+    pub created: Option<Time>,
+    /// Whether the Service is a LoadBalancer of our class.
+    pub ours: bool,
+    /// Whether it is a LoadBalancer at all.
+    pub load_balancer: bool,
+    /// Its request, without namespace labels (those are added when it is used).
+    pub request: Result<Request, RequestError>,
+    /// The addresses its status shows.
+    pub ingress: Vec<IpAddr>,
+    /// Its status conditions, ours included.
+    pub conditions: Vec<Condition>,
+    /// The pool annotation FerroLB wrote.
+    pub pool_annotation: Option<String>,
+}
+
+impl View {
+    /// Reads a Service.
+    pub fn of(service: &Service, class: &ClassPolicy) -> Self {
+        let status = service.status.clone().unwrap_or_default();
+        let ingress = status
+            .load_balancer
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        let key = annotations::IP_ALLOCATED_FROM_POOL.key();
+        Self {
+            uid: service.metadata.uid.clone(),
+            generation: service.metadata.generation,
+            created: service.metadata.creation_timestamp.clone(),
+            ours: class.is_ours(service),
+            load_balancer: service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
+            request: read(service, &BTreeMap::new()),
+            ingress,
+            conditions: status.conditions.unwrap_or_default(),
+            pool_annotation: service
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(&key).cloned()),
+        }
+    }
+
+    /// Our condition, if present.
+    pub fn condition(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == CONDITION)
+    }
+
+    /// What the Service shows now, in the engine's terms.
+    pub fn shown(&self) -> Desired {
+        Desired {
+            ingress: self.ingress.clone(),
+            condition: self.condition().map(|c| Verdict {
+                ok: c.status == "True",
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            }),
+            pool_annotation: self.pool_annotation.clone(),
+        }
+    }
+}
+
+/// Our condition's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the Service has its addresses.
+    pub ok: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// For a human.
+    pub message: String,
+}
+
+/// What a Service should show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// `status.loadBalancer.ingress` addresses.
+    pub ingress: Vec<IpAddr>,
+    /// Our condition; `None` removes it.
+    pub condition: Option<Verdict>,
+    /// The ip-allocated-from-pool annotation; `None` removes it.
+    pub pool_annotation: Option<String>,
+}
+
+impl Desired {
+    /// Nothing of ours on the Service.
+    pub fn cleared() -> Self {
+        Self {
+            ingress: Vec::new(),
+            condition: None,
+            pool_annotation: None,
+        }
+    }
+}
+
+/// The merge patch of the status subresource taking `view` to `desired`, if any.
+pub fn status_patch(view: &View, desired: &Desired, now: &Time) -> Option<Value> {
+    let shown = view.shown();
+    if shown.ingress == desired.ingress && shown.condition == desired.condition {
+        return None;
+    }
+    let ingress: Vec<Value> = desired
+        .ingress
+        .iter()
+        .map(|ip| json!({"ip": ip.to_string()}))
+        .collect();
+    let mut conditions: Vec<Condition> = view
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != CONDITION)
+        .cloned()
+        .collect();
+    if let Some(verdict) = &desired.condition {
+        let status = if verdict.ok { "True" } else { "False" };
+        let since = view
+            .condition()
+            .filter(|c| c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        conditions.push(Condition {
+            type_: CONDITION.into(),
+            status: status.into(),
+            reason: verdict.reason.clone(),
+            message: verdict.message.clone(),
+            last_transition_time: since,
+            observed_generation: view.generation,
+        });
+    }
+    Some(json!({
+        "status": {
+            "loadBalancer": if ingress.is_empty() { json!({"ingress": null}) } else { json!({"ingress": ingress}) },
+            "conditions": if conditions.is_empty() { Value::Null } else { json!(conditions) },
+        }
+    }))
+}
+
+/// The merge patch of the Service's metadata taking `view` to `desired`, if any.
+pub fn metadata_patch(view: &View, desired: &Desired) -> Option<Value> {
+    (view.pool_annotation != desired.pool_annotation).then(|| {
+        json!({"metadata": {"annotations": {
+            annotations::IP_ALLOCATED_FROM_POOL.key(): desired.pool_annotation,
+        }}})
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: Value, annotations: Value) -> View {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "web", "generation": 3, "annotations": annotations},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.1"},
+            "status": status,
+        }))
+        .unwrap();
+        View::of(&svc, &ClassPolicy::default())
+    }
+
+    fn now() -> Time {
+        serde_json::from_value(json!("2026-11-23T10:00:00Z")).unwrap()
+    }
+
+    #[test]
+    fn nothing_to_write_when_shown_equals_desired() {
+        let v = view(
+            json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}, "conditions": [{
+                "type": CONDITION, "status": "True", "reason": "Allocated", "message": "m",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+            json!({"ferrolb.io/ip-allocated-from-pool": "p"}),
+        );
+        let d = Desired {
+            ingress: vec!["10.0.0.1".parse().unwrap()],
+            condition: Some(Verdict {
+                ok: true,
+                reason: "Allocated".into(),
+                message: "m".into(),
+            }),
+            pool_annotation: Some("p".into()),
+        };
+        assert_eq!(status_patch(&v, &d, &now()), None);
+        assert_eq!(metadata_patch(&v, &d), None);
+    }
+
+    #[test]
+    fn failure_keeps_other_conditions_and_clears_ingress() {
+        let v = view(
+            json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}, "conditions": [{
+                "type": "other.io/X", "status": "True", "reason": "R", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+            json!({"ferrolb.io/ip-allocated-from-pool": "p"}),
+        );
+        let d = Desired {
+            ingress: vec![],
+            condition: Some(Verdict {
+                ok: false,
+                reason: "PoolExhausted".into(),
+                message: "full".into(),
+            }),
+            pool_annotation: None,
+        };
+        let patch = status_patch(&v, &d, &now()).unwrap();
+        assert_eq!(patch["status"]["loadBalancer"], json!({"ingress": null}));
+        let conditions = patch["status"]["conditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[1]["reason"], "PoolExhausted");
+        assert_eq!(conditions[1]["observedGeneration"], 3);
+        assert_eq!(conditions[1]["lastTransitionTime"], "2026-11-23T10:00:00Z");
+        assert_eq!(
+            metadata_patch(&v, &d).unwrap(),
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})
+        );
+    }
+}
