@@ -3,3 +3,7 @@
 
 pub mod allocator;
 pub mod engine;
+pub mod leader;
+pub mod metrics;
+pub mod run;
+pub mod writer;

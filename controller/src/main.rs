@@ -1,15 +1,23 @@
 //! `ferrolb-controller`: FerroLB's controller.
 //!
-//! Today it offers `validate`, the offline check of configuration manifests with the
-//! same config model the running controller uses. The reconcilers arrive with the
-//! controller issue.
+//! `run` assigns addresses to LoadBalancer Services (leader-elected; run two replicas
+//! for high availability); `validate` checks configuration manifests offline with the
+//! same config model.
 
 mod validate;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ferrolb_controller::allocator::ClassPolicy;
+use ferrolb_controller::leader::Timing;
+use ferrolb_controller::metrics::{self, Metrics};
+use ferrolb_controller::run::{self, Options};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "ferrolb-controller", version, about = "FerroLB's controller")]
@@ -20,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the controller against the cluster of the kubeconfig (or in-cluster config).
+    Run(RunArgs),
     /// Checks configuration manifests offline and prints every problem the controller would report.
     Validate {
         /// Manifest files (multi-document YAML); `-` reads standard input.
@@ -29,6 +39,37 @@ enum Command {
         #[arg(short = 'n', long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
         namespace: String,
     },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// FerroLB's namespace: IPAddressPools, the Lease and the ConfigurationState live there.
+    #[arg(short = 'n', long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
+    namespace: String,
+    /// Serve only Services with this spec.loadBalancerClass; unset: only Services without a class.
+    #[arg(long, env = "FERROLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// This replica's identity in the Lease (defaults to the pod name, then the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ferrolb-controller")]
+    lease_name: String,
+    /// Seconds a Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15.0)]
+    lease_duration: f64,
+    /// Seconds after the last renewal at which a leader steps down (less than the lease duration).
+    #[arg(long, default_value_t = 10.0)]
+    renew_deadline: f64,
+    /// Seconds between election attempts and renewals.
+    #[arg(long, default_value_t = 2.0)]
+    retry_period: f64,
+    /// Concurrent writes to the API.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: SocketAddr,
 }
 
 fn main() -> ExitCode {
@@ -41,5 +82,87 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Run(args) => match run_controller(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("ferrolb-controller: {err:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let seconds = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s)
+            .with_context(|| format!("--{what} must be a positive number of seconds"))
+    };
+    let timing = Timing {
+        lease_duration: seconds(args.lease_duration, "lease-duration")?,
+        renew_deadline: seconds(args.renew_deadline, "renew-deadline")?,
+        retry_period: seconds(args.retry_period, "retry-period")?,
+    };
+    anyhow::ensure!(
+        timing.renew_deadline < timing.lease_duration,
+        "--renew-deadline must be shorter than --lease-duration"
+    );
+    let identity = match args.identity {
+        Some(id) => id,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .context("no --identity and no host name")?,
+    };
+    let options = Options {
+        namespace: args.namespace,
+        class: ClassPolicy { class: args.lb_class },
+        identity,
+        lease_name: args.lease_name,
+        timing,
+        writers: args.writers,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let client = kube::Client::try_default().await.context("connecting to the API server")?;
+            let metrics = Metrics::new();
+            let listener = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+            let (stop_tx, stop) = watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                stop_tx.send_replace(true);
+            });
+            tracing::info!(identity = %options.identity, namespace = %options.namespace, "controller starting");
+            tokio::select! {
+                _ = run::run(client, options, metrics, stop) => Ok(()),
+                result = listener => match result {
+                    Ok(Err(e)) => Err(e.context(format!("serving metrics on {}", args.metrics_addr))),
+                    _ => Ok(()),
+                },
+            }
+        })
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
