@@ -166,7 +166,7 @@ async fn dropping_a_range_moves_only_the_services_in_it() {
 async fn with_two_replicas_exactly_one_writes() {
     let lab = Lab::start("replicas").await;
     lab.pool("p", json!({"addresses": ["10.23.0.0/24"]})).await;
-    let mut controllers = vec![lab.controller("first"), lab.controller("second")];
+    let mut controllers = [lab.controller("first"), lab.controller("second")];
     for i in 0..20 {
         lab.service(&format!("s{i}"), json!({})).await;
     }
