@@ -1,70 +1,101 @@
 //! Executes the engine's [`Action`]s against the API with a few concurrent workers.
 //!
-//! Latest wins per object: a newer patch for a Service replaces a queued one (part by
-//! part), and one object is never written by two workers at once. Services come first
-//! (that is what users wait for), then pool status and ConfigurationState, then Events.
-//! Failed writes are retried with backoff; a Service or pool that is gone is dropped.
+//! Latest wins per object: a newer patch replaces a queued one, and one object is never
+//! written by two workers at once. A Service's status comes first (that is what users
+//! wait for), then pool status and ConfigurationState, then the pool annotation on
+//! Services, then Events. Failed writes are retried with backoff; an object that is
+//! gone (404) is dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrolb_crds::api::{ConfigurationState, ConfigurationStateStatus, IPAddressPool, IPAddressPoolStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::allocator::ServiceKey;
-use crate::engine::{Action, EventNote};
+use crate::engine::{Action, AnnotationPatch, EventNote, StatusPatch};
 use crate::metrics::Metrics;
 
 /// Name of the controller's ConfigurationState object.
 pub const CONFIG_STATE_NAME: &str = "ferrolb-controller";
+/// `reportingController` of our Events.
+const REPORTER: &str = "ferrolb.io/controller";
 /// Events kept waiting at most; older ones are dropped beyond this.
 const MAX_QUEUED_EVENTS: usize = 10_000;
 
-/// Patches for one Service.
-#[derive(Clone, Debug, Default)]
-struct ServiceJob {
-    status: Option<Value>,
-    metadata: Option<Value>,
+/// Objects of one kind waiting to be written: latest wins per object, and an object in
+/// flight is not handed out again until it is done.
+struct Lane<K, V> {
+    order: VecDeque<K>,
+    jobs: HashMap<K, V>,
+    in_flight: HashSet<K>,
 }
 
-impl ServiceJob {
-    /// Keeps `self`'s parts and takes `older`'s where `self` has none.
-    fn fill_from(&mut self, older: ServiceJob) {
-        self.status = self.status.take().or(older.status);
-        self.metadata = self.metadata.take().or(older.metadata);
+impl<K, V> Default for Lane<K, V> {
+    fn default() -> Self {
+        Self {
+            order: VecDeque::new(),
+            jobs: HashMap::new(),
+            in_flight: HashSet::new(),
+        }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Slot {
-    Service(ServiceKey),
-    Pool(String),
-    Config,
+impl<K: Clone + Eq + Hash, V> Lane<K, V> {
+    /// Queues `value` for `key`, replacing a queued one.
+    fn put(&mut self, key: K, value: V) {
+        if self.jobs.insert(key.clone(), value).is_none() && !self.in_flight.contains(&key) {
+            self.order.push_back(key);
+        }
+    }
+
+    fn take(&mut self) -> Option<(K, V)> {
+        let key = self.order.pop_front()?;
+        let value = self.jobs.remove(&key).expect("queued keys have jobs");
+        self.in_flight.insert(key.clone());
+        Some((key, value))
+    }
+
+    /// Marks `key` done (putting `failed` back unless something newer was queued); a
+    /// value queued meanwhile becomes eligible.
+    fn finish(&mut self, key: K, failed: Option<V>) {
+        self.in_flight.remove(&key);
+        if let Some(value) = failed {
+            self.jobs.entry(key.clone()).or_insert(value);
+        }
+        if self.jobs.contains_key(&key) {
+            self.order.push_back(key);
+        }
+    }
 }
 
+/// What a worker writes.
 enum Job {
-    Service(ServiceKey, ServiceJob),
+    Status(ServiceKey, StatusPatch),
+    Annotation(ServiceKey, AnnotationPatch),
     Pool(String, IPAddressPoolStatus),
     Config(ConfigurationStateStatus),
     Event(EventNote),
 }
 
+/// Every lane, taken in priority order.
 #[derive(Default)]
 struct Queue {
-    services: VecDeque<ServiceKey>,
-    service_jobs: HashMap<ServiceKey, ServiceJob>,
-    pools: VecDeque<String>,
-    pool_jobs: HashMap<String, IPAddressPoolStatus>,
-    config: Option<ConfigurationStateStatus>,
+    status: Lane<ServiceKey, StatusPatch>,
+    pools: Lane<String, IPAddressPoolStatus>,
+    config: Lane<(), ConfigurationStateStatus>,
+    annotations: Lane<ServiceKey, AnnotationPatch>,
     events: VecDeque<EventNote>,
-    in_flight: HashSet<Slot>,
 }
 
 impl Queue {
@@ -74,15 +105,16 @@ impl Queue {
                 key,
                 status,
                 metadata,
-            } => self.put_service(key, ServiceJob { status, metadata }),
-            Action::PoolStatus { name, status } => {
-                if self.pool_jobs.insert(name.clone(), status).is_none()
-                    && !self.in_flight.contains(&Slot::Pool(name.clone()))
-                {
-                    self.pools.push_back(name);
+            } => {
+                if let Some(patch) = status {
+                    self.status.put(key.clone(), patch);
+                }
+                if let Some(patch) = metadata {
+                    self.annotations.put(key, patch);
                 }
             }
-            Action::ConfigState(status) => self.config = Some(status),
+            Action::PoolStatus { name, status } => self.pools.put(name, status),
+            Action::ConfigState(status) => self.config.put((), status),
             Action::Event(note) => {
                 if self.events.len() >= MAX_QUEUED_EVENTS {
                     self.events.pop_front();
@@ -93,77 +125,31 @@ impl Queue {
         }
     }
 
-    fn put_service(&mut self, key: ServiceKey, job: ServiceJob) {
-        match self.service_jobs.get_mut(&key) {
-            Some(queued) => {
-                let mut newer = job;
-                newer.fill_from(std::mem::take(queued));
-                *queued = newer;
-            }
-            None => {
-                self.service_jobs.insert(key.clone(), job);
-                if !self.in_flight.contains(&Slot::Service(key.clone())) {
-                    self.services.push_back(key);
-                }
-            }
-        }
-    }
-
     fn take(&mut self) -> Option<Job> {
-        if let Some(key) = self.services.pop_front() {
-            let job = self.service_jobs.remove(&key).expect("queued keys have jobs");
-            self.in_flight.insert(Slot::Service(key.clone()));
-            return Some(Job::Service(key, job));
+        if let Some((key, patch)) = self.status.take() {
+            return Some(Job::Status(key, patch));
         }
-        if let Some(name) = self.pools.pop_front() {
-            let status = self.pool_jobs.remove(&name).expect("queued pools have jobs");
-            self.in_flight.insert(Slot::Pool(name.clone()));
+        if let Some((name, status)) = self.pools.take() {
             return Some(Job::Pool(name, status));
         }
-        if !self.in_flight.contains(&Slot::Config)
-            && let Some(status) = self.config.take()
-        {
-            self.in_flight.insert(Slot::Config);
+        if let Some(((), status)) = self.config.take() {
             return Some(Job::Config(status));
+        }
+        if let Some((key, patch)) = self.annotations.take() {
+            return Some(Job::Annotation(key, patch));
         }
         self.events.pop_front().map(Job::Event)
     }
 
-    /// Marks a slot done; a job queued for it meanwhile becomes eligible.
-    fn finish(&mut self, slot: Slot) {
-        self.in_flight.remove(&slot);
-        match slot {
-            Slot::Service(key) if self.service_jobs.contains_key(&key) => self.services.push_back(key),
-            Slot::Pool(name) if self.pool_jobs.contains_key(&name) => self.pools.push_back(name),
-            _ => {}
-        }
-    }
-
-    /// Puts a failed job back unless something newer replaced it.
-    fn retry(&mut self, job: Job) {
+    /// Marks the job's object done; a failed job is put back.
+    fn finish(&mut self, job: Job, failed: bool) {
         match job {
-            Job::Service(key, job) => match self.service_jobs.get_mut(&key) {
-                Some(newer) => newer.fill_from(job),
-                None => {
-                    self.service_jobs.insert(key, job);
-                }
-            },
-            Job::Pool(name, status) => {
-                self.pool_jobs.entry(name).or_insert(status);
-            }
-            Job::Config(status) => {
-                self.config.get_or_insert(status);
-            }
+            Job::Status(key, patch) => self.status.finish(key, failed.then_some(patch)),
+            Job::Annotation(key, patch) => self.annotations.finish(key, failed.then_some(patch)),
+            Job::Pool(name, status) => self.pools.finish(name, failed.then_some(status)),
+            Job::Config(status) => self.config.finish((), failed.then_some(status)),
             Job::Event(_) => {}
         }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.services.is_empty()
-            && self.pools.is_empty()
-            && self.config.is_none()
-            && self.events.is_empty()
-            && self.in_flight.is_empty()
     }
 }
 
@@ -178,7 +164,7 @@ pub struct Writer {
 struct Context {
     client: Client,
     namespace: String,
-    recorder: Recorder,
+    identity: String,
     leader: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 }
@@ -198,14 +184,10 @@ impl Writer {
             queue: Arc::default(),
             wake: Arc::new(Notify::new()),
         };
-        let reporter = Reporter {
-            controller: "ferrolb-controller".into(),
-            instance: Some(identity),
-        };
         let context = Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
             client,
             namespace,
+            identity,
             leader,
             metrics,
         });
@@ -229,11 +211,6 @@ impl Writer {
         self.wake.notify_one();
     }
 
-    /// Whether nothing is queued or in flight.
-    pub fn is_idle(&self) -> bool {
-        self.queue.lock().expect("writer queue poisoned").is_idle()
-    }
-
     async fn work(self, context: Arc<Context>) {
         let mut failures: u32 = 0;
         loop {
@@ -245,37 +222,29 @@ impl Writer {
             if !*context.leader.borrow() {
                 return;
             }
-            let slot = match &job {
-                Job::Service(key, _) => Some(Slot::Service(key.clone())),
-                Job::Pool(name, _) => Some(Slot::Pool(name.clone())),
-                Job::Config(_) => Some(Slot::Config),
-                Job::Event(_) => None,
-            };
             let kind = job_kind(&job);
-            match execute(&context, &job).await {
-                Ok(()) => {
-                    failures = 0;
-                    context.metrics.write(kind, true);
-                }
-                Err(error) => {
-                    context.metrics.write(kind, false);
-                    tracing::warn!(%error, kind, "write failed; will retry");
-                    failures = (failures + 1).min(6);
-                    tokio::time::sleep(Duration::from_millis(100 << failures)).await;
-                    self.queue.lock().expect("writer queue poisoned").retry(job);
-                }
+            let result = execute(&context, &job).await;
+            context.metrics.write(kind, result.is_ok());
+            if let Err(error) = &result {
+                tracing::warn!(%error, kind, "write failed; will retry");
+                failures = (failures + 1).min(6);
+                tokio::time::sleep(Duration::from_millis(100 << failures)).await;
+            } else {
+                failures = 0;
             }
-            if let Some(slot) = slot {
-                self.queue.lock().expect("writer queue poisoned").finish(slot);
-                self.wake.notify_one();
-            }
+            self.queue
+                .lock()
+                .expect("writer queue poisoned")
+                .finish(job, result.is_err());
+            self.wake.notify_one();
         }
     }
 }
 
 fn job_kind(job: &Job) -> &'static str {
     match job {
-        Job::Service(..) => "service",
+        Job::Status(..) => "service_status",
+        Job::Annotation(..) => "service_annotation",
         Job::Pool(..) => "pool_status",
         Job::Config(_) => "configuration_state",
         Job::Event(_) => "event",
@@ -290,23 +259,21 @@ async fn execute(context: &Context, job: &Job) -> kube::Result<()> {
         other => other,
     };
     match job {
-        Job::Service(key, patches) => {
+        Job::Status(key, patch) => {
             let api: Api<Service> = Api::namespaced(context.client.clone(), &key.namespace);
-            if let Some(status) = &patches.status {
-                gone(
-                    api.patch_status(&key.name, &params, &Patch::Merge(status))
-                        .await
-                        .map(|_| ()),
-                )?;
-            }
-            if let Some(metadata) = &patches.metadata {
-                gone(
-                    api.patch(&key.name, &params, &Patch::Merge(metadata))
-                        .await
-                        .map(|_| ()),
-                )?;
-            }
-            Ok(())
+            gone(
+                api.patch_status(&key.name, &params, &Patch::Merge(patch))
+                    .await
+                    .map(|_| ()),
+            )
+        }
+        Job::Annotation(key, patch) => {
+            let api: Api<Service> = Api::namespaced(context.client.clone(), &key.namespace);
+            gone(
+                api.patch(&key.name, &params, &Patch::Merge(patch))
+                    .await
+                    .map(|_| ()),
+            )
         }
         Job::Pool(name, status) => {
             let api: Api<IPAddressPool> = Api::namespaced(context.client.clone(), &context.namespace);
@@ -328,63 +295,89 @@ async fn execute(context: &Context, job: &Job) -> kube::Result<()> {
             }
         }
         Job::Event(note) => {
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                namespace: Some(note.key.namespace.clone()),
-                name: Some(note.key.name.clone()),
-                uid: note.uid.clone(),
-                ..ObjectReference::default()
-            };
-            let event = Event {
-                type_: if note.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: note.reason.into(),
-                note: Some(note.message.clone()),
-                action: "Allocate".into(),
-                secondary: None,
-            };
-            context.recorder.publish(&event, &reference).await
+            let api: Api<K8sEvent> = Api::namespaced(context.client.clone(), &note.key.namespace);
+            api.create(&PostParams::default(), &event_object(note, &context.identity))
+                .await
+                .map(|_| ())
         }
+    }
+}
+
+/// An events.k8s.io/v1 Event about a Service. The engine records one Event per change,
+/// so there is nothing to aggregate into series (and no cache to keep).
+fn event_object(note: &EventNote, identity: &str) -> K8sEvent {
+    let now = Timestamp::now();
+    K8sEvent {
+        metadata: ObjectMeta {
+            namespace: Some(note.key.namespace.clone()),
+            name: Some(format!("{}.{:x}", note.key.name, now.as_nanosecond())),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Allocate".into()),
+        reason: Some(note.reason.into()),
+        note: Some(note.message.clone()),
+        type_: Some(if note.warning { "Warning" } else { "Normal" }.into()),
+        regarding: Some(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            namespace: Some(note.key.namespace.clone()),
+            name: Some(note.key.name.clone()),
+            uid: note.uid.clone(),
+            ..ObjectReference::default()
+        }),
+        reporting_controller: Some(REPORTER.into()),
+        reporting_instance: Some(identity.into()),
+        ..K8sEvent::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::allocator::ClassPolicy;
+    use crate::engine::{Desired, View};
 
-    fn service(name: &str, status: Option<i32>, metadata: Option<i32>) -> Action {
-        Action::Service {
-            key: ServiceKey::new("ns", name),
-            status: status.map(|n| json!(n)),
-            metadata: metadata.map(|n| json!(n)),
-        }
+    #[test]
+    fn latest_wins_and_one_writer_per_object() {
+        let mut lane: Lane<&str, i32> = Lane::default();
+        lane.put("a", 1);
+        lane.put("a", 2);
+        assert_eq!(lane.take(), Some(("a", 2)));
+        // While "a" is in flight a newer value waits for it.
+        lane.put("a", 3);
+        assert_eq!(lane.take(), None);
+        lane.finish("a", None);
+        assert_eq!(lane.take(), Some(("a", 3)));
     }
 
     #[test]
-    fn latest_wins_part_by_part_and_one_writer_per_object() {
-        let mut q = Queue::default();
-        q.put(service("a", Some(1), Some(1)));
-        q.put(service("a", Some(2), None));
-        let Some(Job::Service(key, job)) = q.take() else {
-            panic!()
-        };
-        assert_eq!((job.status, job.metadata), (Some(json!(2)), Some(json!(1))));
-        // While "a" is in flight a newer patch waits for it.
-        q.put(service("a", Some(3), None));
-        assert!(q.take().is_none());
-        q.finish(Slot::Service(key));
-        let Some(Job::Service(_, job)) = q.take() else {
-            panic!()
-        };
-        assert_eq!(job.status, Some(json!(3)));
+    fn a_failed_write_yields_to_a_newer_one() {
+        let mut lane: Lane<&str, i32> = Lane::default();
+        lane.put("a", 1);
+        let (key, old) = lane.take().unwrap();
+        lane.put("a", 2);
+        lane.finish(key, Some(old));
+        assert_eq!(lane.take(), Some(("a", 2)));
+        lane.finish("a", Some(2));
+        assert_eq!(lane.take(), Some(("a", 2)), "retried");
     }
 
     #[test]
-    fn services_before_pools_before_events() {
+    fn status_then_pools_then_annotations_then_events() {
+        let service = serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "b"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.1"},
+        }))
+        .unwrap();
+        let view = View::of(&service, &ClassPolicy::default());
+        let desired = Desired {
+            ingress: vec!["10.0.0.1".parse().unwrap()],
+            condition: None,
+            pool_annotation: None,
+        };
+        let now = serde_json::from_value(json!("2026-11-23T10:00:00Z")).unwrap();
+        let status = crate::engine::status_patch(&view, &desired, &now);
         let mut q = Queue::default();
         q.put(Action::Event(EventNote {
             key: ServiceKey::new("ns", "a"),
@@ -393,27 +386,23 @@ mod tests {
             reason: "IPAllocated",
             message: String::new(),
         }));
+        q.put(Action::Service {
+            key: ServiceKey::new("ns", "a"),
+            status: None,
+            metadata: Some(AnnotationPatch(None)),
+        });
         q.put(Action::PoolStatus {
             name: "p".into(),
             status: IPAddressPoolStatus::default(),
         });
-        q.put(service("a", Some(1), None));
-        assert!(matches!(q.take(), Some(Job::Service(..))));
+        q.put(Action::Service {
+            key: ServiceKey::new("ns", "b"),
+            status,
+            metadata: None,
+        });
+        assert!(matches!(q.take(), Some(Job::Status(..))));
         assert!(matches!(q.take(), Some(Job::Pool(..))));
+        assert!(matches!(q.take(), Some(Job::Annotation(..))));
         assert!(matches!(q.take(), Some(Job::Event(..))));
-    }
-
-    #[test]
-    fn a_failed_write_yields_to_newer_parts() {
-        let mut q = Queue::default();
-        q.put(service("a", Some(1), Some(1)));
-        let Some(job) = q.take() else { panic!() };
-        q.put(service("a", None, Some(2)));
-        q.retry(job);
-        q.finish(Slot::Service(ServiceKey::new("ns", "a")));
-        let Some(Job::Service(_, job)) = q.take() else {
-            panic!()
-        };
-        assert_eq!((job.status, job.metadata), (Some(json!(1)), Some(json!(2))));
     }
 }

@@ -17,11 +17,10 @@ use ferrolb_crds::api::{ConfigurationStateStatus, IPAddressPool, IPAddressPoolSt
 use ferrolb_crds::config::{self, Objects, Outcome};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use serde_json::Value;
 
 use crate::allocator::{AllocError, Allocator, Assignment, ClassPolicy, ServiceKey};
 
-pub use service::{CONDITION, Desired, Verdict, View};
+pub use service::{AnnotationPatch, CONDITION, Desired, StatusPatch, Verdict, View, status_patch};
 
 /// Something the shell must do against the API.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,9 +30,9 @@ pub enum Action {
         /// The Service.
         key: ServiceKey,
         /// Patch of the status subresource.
-        status: Option<Value>,
+        status: Option<StatusPatch>,
         /// Patch of the object (annotations).
-        metadata: Option<Value>,
+        metadata: Option<AnnotationPatch>,
     },
     /// Record an Event on a Service.
     Event(EventNote),
@@ -136,7 +135,7 @@ impl Engine {
         let mut holders: Vec<(&ServiceKey, &View)> = self
             .services
             .iter()
-            .filter(|(_, v)| v.ours && !v.ingress.is_empty() && v.request.is_ok())
+            .filter(|(_, v)| v.ours && !v.ingress.is_empty())
             .collect();
         holders.sort_by(|a, b| {
             (b.1.ingress.len(), &a.1.created, a.0).cmp(&(a.1.ingress.len(), &b.1.created, b.0))
@@ -169,7 +168,15 @@ impl Engine {
     /// A Service was created or changed.
     pub fn service_applied(&mut self, service: &Service) {
         let key = ServiceKey::of(service);
-        self.services.insert(key.clone(), View::of(service, &self.class));
+        let view = View::of(service, &self.class);
+        let shown = view.shown();
+        let foreign = !view.ours && shown.condition.is_none() && shown.pool_annotation.is_none();
+        if foreign && self.allocator.assignment(&key).is_none() && !self.written.contains_key(&key) {
+            // Nothing of ours on it: not worth remembering (most Services are not ours).
+            self.services.remove(&key);
+            return;
+        }
+        self.services.insert(key.clone(), view);
         if self.started {
             self.reconcile(&key);
         }
@@ -327,7 +334,7 @@ impl Engine {
     }
 
     fn request_of(&self, key: &ServiceKey, view: &View) -> Option<crate::allocator::Request> {
-        let mut req = view.request.clone().ok()?;
+        let mut req = view.request.clone()?.ok()?;
         if let Some(labels) = self.namespaces.get(&key.namespace) {
             req.namespace_labels = labels.clone();
         }
@@ -381,7 +388,10 @@ impl Engine {
         let req = match self.request_of(key, &view) {
             Some(req) => req,
             None => {
-                let error = AllocError::Request(view.request.clone().expect_err("request_of failed"));
+                let Some(Err(error)) = view.request.clone() else {
+                    return;
+                };
+                let error = AllocError::Request(error);
                 if !self.allocator.release(key).is_empty() {
                     self.released = true;
                 }

@@ -492,33 +492,26 @@ fn list(
             .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         None => 0,
     };
-    let (items, rv) = {
+    // The continue token names the key after which the next page starts.
+    let after = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
+    };
+    let (items, rv, next) = {
         let store = shared.store();
+        let (items, last) = store.list_page(
+            &target.rt.gr,
+            target.namespace.as_deref(),
+            |o| filter.matches(o),
+            after.as_ref(),
+            limit,
+        );
         (
-            store.list(&target.rt.gr, target.namespace.as_deref(), |o| filter.matches(o)),
+            items,
             store.resource_version(),
+            last.map(|key| encode_continue(&key)),
         )
     };
-    // The continue token is the position after which the next page starts.
-    let after = query.get("continue").filter(|c| !c.is_empty()).cloned();
-    let position = |o: &Value| {
-        format!(
-            "{}/{}",
-            o.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-        )
-    };
-    let mut items: Vec<Value> = match &after {
-        Some(token) => items.into_iter().filter(|o| position(o) > *token).collect(),
-        None => items,
-    };
-    let mut next = None;
-    if limit > 0 && items.len() > limit {
-        items.truncate(limit);
-        next = items.last().map(position);
-    }
     if table {
         let mut table = target.table(&items, rv);
         if let Some(next) = next {
@@ -527,6 +520,24 @@ fn list(
         return ok(table);
     }
     ok(target.list_document(items, rv, next))
+}
+
+/// A continue token: the last key of the page, opaque to clients.
+fn encode_continue((namespace, name): &(String, String)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{namespace}/{name}"))
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    // Namespaces never contain '/', names of listed objects neither.
+    let (namespace, name) = text.split_once('/').ok_or_else(bad)?;
+    Ok((namespace.to_string(), name.to_string()))
 }
 
 /// Whether the client asks for server-side printing (kubectl get).

@@ -195,6 +195,48 @@ impl Store {
             .collect()
     }
 
+    /// One page of a list in key order: objects after the key `after`, at most `limit`
+    /// of them (0: no limit), cloning only those; with the key of the last one when more
+    /// remain. Listing 500 of 20,000 Services costs 500 clones, not 20,000.
+    pub fn list_page(
+        &self,
+        gr: &GroupResource,
+        namespace: Option<&str>,
+        filter: impl Fn(&Value) -> bool,
+        after: Option<&ObjectKey>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<ObjectKey>) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let Some(map) = self.objects.get(gr) else {
+            return (Vec::new(), None);
+        };
+        let start = match (after, namespace) {
+            (Some(key), _) => Excluded(key.clone()),
+            (None, Some(ns)) => Included((ns.to_string(), String::new())),
+            (None, None) => Unbounded,
+        };
+        let mut items = Vec::new();
+        let mut last: Option<&ObjectKey> = None;
+        for (key, value) in map.range((start, Unbounded)) {
+            if let Some(ns) = namespace {
+                match key.0.as_str().cmp(ns) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Greater => break,
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+            if !filter(value) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                return (items, last.cloned());
+            }
+            items.push(value.clone());
+            last = Some(key);
+        }
+        (items, None)
+    }
+
     /// Events of a type after `rv`, or 410 Gone when the history no longer reaches back.
     pub fn events_since(&self, gr: &GroupResource, rv: u64) -> Result<Vec<Event>, ApiError> {
         if rv < self.compacted {
