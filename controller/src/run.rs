@@ -109,81 +109,120 @@ async fn session(client: Client, options: &Options, metrics: Arc<Metrics>, leade
     );
     let mut namespaces = watch_stream(Api::<Namespace>::all(client), config);
 
-    let mut engine = Engine::new(&options.namespace, options.class.clone(), now());
-    let mut synced = [false; 3];
-    let mut listed_services = BTreeSet::new();
-    let mut listed_pools = BTreeSet::new();
+    let mut state = Watched {
+        engine: Engine::new(&options.namespace, options.class.clone(), now()),
+        synced: [false; 3],
+        listed_services: BTreeSet::new(),
+        listed_pools: BTreeSet::new(),
+    };
     loop {
+        // Whatever is ready is handled as one batch: one round of actions and metrics.
         let input = tokio::select! {
-            Some(event) = services.next() => Input::Service(Box::new(event)),
-            Some(event) = pools.next() => Input::Pool(event),
-            Some(event) = namespaces.next() => Input::Namespace(event),
+            Some(events) = services.next() => Input::Services(events),
+            Some(events) = pools.next() => Input::Pools(events),
+            Some(events) = namespaces.next() => Input::Namespaces(events),
             else => return,
         };
         let began = Instant::now();
-        engine.set_now(now());
-        match input {
-            Input::Service(event) => match *event {
-                Event::Init => listed_services.clear(),
-                Event::InitApply(svc) => {
-                    listed_services.insert(ServiceKey::of(&svc));
-                    engine.service_applied(&svc);
-                }
-                Event::InitDone => {
-                    engine.services_relisted(&std::mem::take(&mut listed_services));
-                    engine.forget_writes();
-                    synced[0] = true;
-                }
-                Event::Apply(svc) => engine.service_applied(&svc),
-                Event::Delete(svc) => engine.service_deleted(&ServiceKey::of(&svc)),
-            },
-            Input::Pool(event) => match event {
-                Event::Init => listed_pools.clear(),
-                Event::InitApply(pool) => {
-                    listed_pools.insert(pool.metadata.name.clone().unwrap_or_default());
-                    engine.pool_applied(pool);
-                }
-                Event::InitDone => {
-                    engine.pools_relisted(&std::mem::take(&mut listed_pools));
-                    synced[1] = true;
-                }
-                Event::Apply(pool) => engine.pool_applied(pool),
-                Event::Delete(pool) => engine.pool_deleted(pool.metadata.name.as_deref().unwrap_or_default()),
-            },
-            Input::Namespace(event) => match event {
-                Event::Init => {}
-                Event::InitApply(ns) | Event::Apply(ns) => engine.namespace_applied(&ns),
-                Event::InitDone => synced[2] = true,
-                Event::Delete(ns) => {
-                    engine.namespace_deleted(ns.metadata.name.as_deref().unwrap_or_default())
-                }
-            },
-        }
-        if !engine.started() && synced.iter().all(|s| *s) {
+        state.engine.set_now(now());
+        state.handle(input);
+        let engine = &mut state.engine;
+        if !engine.started() && state.synced.iter().all(|s| *s) {
             tracing::info!("initial lists complete: restoring addresses from Service status");
             engine.start();
             metrics.ready.store(true, Ordering::Relaxed);
         }
         writer.submit(engine.take_actions());
         metrics.observe_reconcile(began.elapsed().as_secs_f64());
-        metrics.update_from(&engine);
+        metrics.update_from(engine);
     }
 }
 
-/// One watch event, from whichever watch delivered first.
+/// Ready watch events, from whichever watch delivered first.
 enum Input {
-    Service(Box<Event<Service>>),
-    Pool(Event<IPAddressPool>),
-    Namespace(Event<Namespace>),
+    Services(Vec<Event<Service>>),
+    Pools(Vec<Event<IPAddressPool>>),
+    Namespaces(Vec<Event<Namespace>>),
 }
 
-/// A watch that retries with backoff forever and logs its errors.
-fn watch_stream<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Event<K>> + Unpin + Send
+/// The engine and what the watches' initial lists have told so far.
+struct Watched {
+    engine: Engine,
+    /// Services, pools, namespaces: first list complete.
+    synced: [bool; 3],
+    listed_services: BTreeSet<ServiceKey>,
+    listed_pools: BTreeSet<String>,
+}
+
+impl Watched {
+    fn handle(&mut self, input: Input) {
+        let engine = &mut self.engine;
+        match input {
+            Input::Services(events) => {
+                for event in events {
+                    match event {
+                        Event::Init => self.listed_services.clear(),
+                        Event::InitApply(svc) => {
+                            self.listed_services.insert(ServiceKey::of(&svc));
+                            engine.service_applied(&svc);
+                        }
+                        Event::InitDone => {
+                            engine.services_relisted(&std::mem::take(&mut self.listed_services));
+                            engine.forget_writes();
+                            self.synced[0] = true;
+                        }
+                        Event::Apply(svc) => engine.service_applied(&svc),
+                        Event::Delete(svc) => engine.service_deleted(&ServiceKey::of(&svc)),
+                    }
+                }
+            }
+            Input::Pools(events) => {
+                for event in events {
+                    match event {
+                        Event::Init => self.listed_pools.clear(),
+                        Event::InitApply(pool) => {
+                            self.listed_pools
+                                .insert(pool.metadata.name.clone().unwrap_or_default());
+                            engine.pool_applied(pool);
+                        }
+                        Event::InitDone => {
+                            engine.pools_relisted(&std::mem::take(&mut self.listed_pools));
+                            self.synced[1] = true;
+                        }
+                        Event::Apply(pool) => engine.pool_applied(pool),
+                        Event::Delete(pool) => {
+                            engine.pool_deleted(pool.metadata.name.as_deref().unwrap_or_default())
+                        }
+                    }
+                }
+            }
+            Input::Namespaces(events) => {
+                for event in events {
+                    match event {
+                        Event::Init => {}
+                        Event::InitApply(ns) | Event::Apply(ns) => engine.namespace_applied(&ns),
+                        Event::InitDone => self.synced[2] = true,
+                        Event::Delete(ns) => {
+                            engine.namespace_deleted(ns.metadata.name.as_deref().unwrap_or_default())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Most watch events handled as one batch.
+const BATCH: usize = 256;
+
+/// A watch that retries with backoff forever and logs its errors, in batches of the
+/// events already received.
+fn watch_stream<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Vec<Event<K>>> + Unpin + Send
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    Box::pin(watcher::watcher(api, config).default_backoff().filter_map(|result| async move {
+    let events = watcher::watcher(api, config).default_backoff().filter_map(|result| async move {
         match result {
             Ok(event) => Some(event),
             Err(error) => {
@@ -191,7 +230,8 @@ where
                 None
             }
         }
-    }))
+    });
+    Box::pin(events.ready_chunks(BATCH))
 }
 
 fn now() -> Time {

@@ -96,6 +96,8 @@ struct Queue {
     config: Lane<(), ConfigurationStateStatus>,
     annotations: Lane<ServiceKey, AnnotationPatch>,
     events: VecDeque<EventNote>,
+    /// Events dropped because the queue was full, since the start.
+    dropped_events: u64,
 }
 
 impl Queue {
@@ -118,7 +120,13 @@ impl Queue {
             Action::Event(note) => {
                 if self.events.len() >= MAX_QUEUED_EVENTS {
                     self.events.pop_front();
-                    tracing::warn!("event queue full; dropped the oldest Event");
+                    self.dropped_events += 1;
+                    if self.dropped_events % 1000 == 1 {
+                        tracing::warn!(
+                            dropped = self.dropped_events,
+                            "event queue full; dropping the oldest Events"
+                        );
+                    }
                 }
                 self.events.push_back(note);
             }

@@ -41,7 +41,42 @@ struct Slot {
 #[derive(Clone, Debug)]
 struct InUse {
     pool: String,
-    users: BTreeMap<ServiceKey, Sharing>,
+    users: Users,
+}
+
+/// The Services using one address, almost always a single one; a list, because a map
+/// per address would cost a kilobyte each at 10,000 Services.
+#[derive(Clone, Debug, Default)]
+struct Users(Vec<(ServiceKey, Sharing)>);
+
+impl Users {
+    /// Sets `key`'s sharing data; returns the previous data.
+    fn insert(&mut self, key: &ServiceKey, sharing: &Sharing) -> Option<Sharing> {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) => Some(std::mem::replace(old, sharing.clone())),
+            None => {
+                self.0.push((key.clone(), sharing.clone()));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &ServiceKey) -> Option<Sharing> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn contains(&self, key: &ServiceKey) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(ServiceKey, Sharing)> {
+        self.0.iter()
+    }
 }
 
 /// Addresses a Service holds, and the pools they come from.
@@ -124,7 +159,7 @@ impl Allocator {
                 }
                 None => {
                     let use_ = self.ips.remove(&ip).expect("listed above");
-                    for (user, sharing) in use_.users {
+                    for (user, sharing) in use_.users.0 {
                         self.unindex_shared(ip, &sharing);
                         if let Some(held) = self.services.get_mut(&user) {
                             held.retain(|a| *a != ip);
@@ -491,7 +526,7 @@ impl Allocator {
             .into_iter()
             .flatten()
             .filter(|ip| Family::of(**ip) == family && self.ips[*ip].pool == pool)
-            .filter(|ip| !self.ips[*ip].users.contains_key(&req.key))
+            .filter(|ip| !self.ips[*ip].users.contains(&req.key))
             .filter(|ip| self.check_sharing(**ip, req).is_ok())
             .min_by_key(|ip| slot.free.position(**ip));
         shared.copied().or_else(|| slot.free.lowest_free(family))
@@ -502,7 +537,7 @@ impl Allocator {
         let Some(use_) = self.ips.get(&ip) else {
             return Ok(());
         };
-        for (owner, theirs) in use_.users.iter().filter(|(owner, _)| **owner != req.key) {
+        for (owner, theirs) in use_.users.iter().filter(|(owner, _)| *owner != req.key) {
             let mine = &req.sharing;
             if mine.key.is_none() || theirs.key != mine.key {
                 return Err(AllocError::InUse {
@@ -516,7 +551,7 @@ impl Allocator {
                     owner: owner.clone(),
                 });
             }
-            if let Some(port) = theirs.ports.intersection(&mine.ports).next() {
+            if let Some(port) = theirs.ports.iter().find(|p| mine.ports.contains(p)) {
                 return Err(AllocError::PortConflict {
                     ip,
                     owner: owner.clone(),
@@ -531,14 +566,14 @@ impl Allocator {
     fn claim(&mut self, ip: IpAddr, pool: &str, req: &Request) {
         let use_ = self.ips.entry(ip).or_insert_with(|| InUse {
             pool: pool.to_string(),
-            users: BTreeMap::new(),
+            users: Users::default(),
         });
         if use_.users.is_empty()
             && let Some(slot) = self.pools.get_mut(pool)
         {
             slot.free.take(ip);
         }
-        let previous = use_.users.insert(req.key.clone(), req.sharing.clone());
+        let previous = use_.users.insert(&req.key, &req.sharing);
         if let Some(previous) = previous {
             self.unindex_shared(ip, &previous);
         }
@@ -554,7 +589,7 @@ impl Allocator {
         let still = self
             .ips
             .get(&ip)
-            .is_some_and(|u| u.users.values().any(|s| s.key.as_ref() == Some(key)));
+            .is_some_and(|u| u.users.iter().any(|(_, s)| s.key.as_ref() == Some(key)));
         if !still && let Some(set) = self.shared.get_mut(key) {
             set.remove(&ip);
             if set.is_empty() {

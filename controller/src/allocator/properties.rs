@@ -130,7 +130,7 @@ fn check_invariants(a: &Allocator, last: &HashMap<ServiceKey, Request>) -> Resul
                     sx.key.is_some()
                         && sx.key == sy.key
                         && sx.backend == sy.backend
-                        && sx.ports.is_disjoint(&sy.ports),
+                        && sx.ports.iter().all(|p| !sy.ports.contains(p)),
                     "{ip} held by incompatible {x} and {y}"
                 );
             }

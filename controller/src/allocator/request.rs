@@ -96,8 +96,8 @@ pub struct Sharing {
     /// The pods behind the Service when its traffic policy is Local (its selector,
     /// rendered), empty for Cluster: two Local Services must select the same pods.
     pub backend: String,
-    /// The Service's ports.
-    pub ports: BTreeSet<Port>,
+    /// The Service's ports, sorted, without duplicates.
+    pub ports: Vec<Port>,
 }
 
 /// One Service's request.
@@ -178,12 +178,14 @@ pub fn read(service: &Service, namespace_labels: &BTreeMap<String, String>) -> R
     } else {
         String::new()
     };
-    let ports = spec
+    let mut ports: Vec<Port> = spec
         .ports
         .unwrap_or_default()
         .into_iter()
         .map(|p| (p.protocol.unwrap_or_else(|| "TCP".into()), p.port))
         .collect();
+    ports.sort();
+    ports.dedup();
 
     Ok(Request {
         key: ServiceKey::of(service),
@@ -321,7 +323,7 @@ mod tests {
         assert_eq!(req.sharing.backend, "app=web");
         assert_eq!(
             req.sharing.ports,
-            BTreeSet::from([("TCP".to_string(), 80), ("UDP".to_string(), 53)])
+            vec![("TCP".to_string(), 80), ("UDP".to_string(), 53)]
         );
         assert_eq!(req.pool.as_deref(), Some("blue"));
     }

@@ -506,6 +506,10 @@ impl Store {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        if old.is_some_and(|old| old.get("spec") == svc.get("spec")) {
+            // Status and metadata writes: everything was allocated when the spec was set.
+            return Ok(());
+        }
         let old_ports: BTreeSet<u16> = old.map(node_ports_of).unwrap_or_default().into_iter().collect();
         let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
             return Ok(());
@@ -584,7 +588,21 @@ impl Store {
                     }
                     Some(p) => Some(p),
                     None if wants_node_ports => {
-                        (30000..=32767).find(|p| !self.node_ports.contains(p) && !mine.contains(p))
+                        let free =
+                            (30000..=32767).find(|p| !self.node_ports.contains(p) && !mine.contains(p));
+                        if free.is_none() {
+                            return Err(ApiError::invalid(
+                                "Service",
+                                &name,
+                                vec![(
+                                    format!("spec.ports[{i}].nodePort"),
+                                    "failed to allocate a nodePort: range is full \
+                                     (set allocateLoadBalancerNodePorts: false)"
+                                        .to_string(),
+                                )],
+                            ));
+                        }
+                        free
                     }
                     None => None,
                 };
