@@ -64,6 +64,26 @@ async fn two_hundred_services_get_distinct_addresses_and_keep_them_across_restar
     })
     .await;
 
+    // Metrics, probes and the ConfigurationState.
+    let metrics = eventually(LONG, "pool metrics", || async {
+        let text = controller.metrics().await?;
+        text.contains(r#"ferrolb_allocator_addresses_in_use{pool="main",family="ipv4"} 200"#)
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        metrics.contains(r#"ferrolb_allocator_addresses{pool="main",family="ipv4"} 256"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ferrolb_leader 1"), "{metrics}");
+    assert!(controller.probe("readyz").await && controller.probe("healthz").await);
+    let states: Api<ferrolb_crds::api::ConfigurationState> = Api::namespaced(lab.client.clone(), NS);
+    eventually(LONG, "ConfigurationState Valid", || async {
+        let status = states.get("ferrolb-controller").await.ok()?.status?;
+        (status.result == ferrolb_crds::api::ConfigurationResult::Valid).then_some(())
+    })
+    .await;
+
     // A graceful restart, then a crash: nothing moves; a new Service still gets an address.
     assert!(controller.terminate().success(), "SIGTERM exits 0");
     let mut controller = lab.controller("c2");
@@ -160,6 +180,37 @@ async fn dropping_a_range_moves_only_the_services_in_it() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_pool_is_reported_and_takes_nothing_away() {
+    let lab = Lab::start("overlap").await;
+    lab.pool("first", json!({"addresses": ["10.25.0.0/30"]})).await;
+    let _controller = lab.controller("c1");
+    lab.service("a", json!({})).await;
+    let before = all_assigned(&lab, 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later creationTimestamp
+    lab.pool("second", json!({"addresses": ["10.25.0.0/29"]})).await;
+    let status = eventually(LONG, "the newer pool's conditions", || async {
+        let status = lab.pools().get("second").await.ok()?.status?;
+        (status.conditions.len() == 2).then_some(status)
+    })
+    .await;
+    assert_eq!(status.conditions[0].status, "False", "{status:?}");
+    assert_eq!(status.conditions[1].type_, "Overlapping");
+    assert!(status.conditions[1].message.contains("overlaps"), "{status:?}");
+    let states: Api<ferrolb_crds::api::ConfigurationState> = Api::namespaced(lab.client.clone(), NS);
+    let summary = eventually(LONG, "ConfigurationState Invalid", || async {
+        let status = states.get("ferrolb-controller").await.ok()?.status?;
+        (status.result == ferrolb_crds::api::ConfigurationResult::Invalid).then_some(status.error_summary)
+    })
+    .await;
+    assert!(summary.contains("IPAddressPool \"second\""), "{summary}");
+    lab.service("b", json!({"ferrolb.io/address-pool": "second"}))
+        .await;
+    let (_, reason, _) = eventually(LONG, "b fails", || lab.condition("b")).await;
+    assert_eq!(reason, "UnknownPool");
+    assert_eq!(lab.addresses().await["a"], before["a"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,3 +243,24 @@ fn nothing_happens_before_start() {
     e.service_applied(&service("a", &[], "2026-01-01T00:00:00Z"));
     assert!(e.take_actions().is_empty());
 }
+
+#[test]
+fn a_namespace_label_change_reconciles_its_services() {
+    let mut restricted = pool("gold", &["10.0.0.0/30"]);
+    restricted.spec.service_allocation = Some(
+        serde_json::from_value(json!({"namespaceSelectors": [{"matchLabels": {"tier": "gold"}}]})).unwrap(),
+    );
+    let mut e = started(&[restricted], &[service("a", &[], "2026-01-01T00:00:00Z")]);
+    let actions = e.take_actions();
+    assert_eq!(events(&actions)[0].1, "AllocationFailed");
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "default", "labels": {"tier": "gold"}}})).unwrap();
+    e.namespace_applied(&ns);
+    assert_eq!(
+        ingress_written(&e.take_actions(), "a"),
+        Some(json!([{"ip": "10.0.0.0"}]))
+    );
+    // The same labels again change nothing.
+    e.namespace_applied(&ns);
+    assert!(e.take_actions().is_empty());
+}

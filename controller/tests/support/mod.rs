@@ -223,6 +223,13 @@ impl Controller {
         }
     }
 
+    /// Whether `/<path>` answers 200.
+    pub async fn probe(&self, path: &str) -> bool {
+        http_get(&format!("http://127.0.0.1:{}/{path}", self.port))
+            .await
+            .is_some()
+    }
+
     /// The metrics text, if the endpoint answers.
     pub async fn metrics(&self) -> Option<String> {
         let url = format!("http://127.0.0.1:{}/metrics", self.port);
