@@ -1,0 +1,185 @@
+//! Which node announces which address in Layer 2 mode: a pure function of the
+//! configuration, the Services, their endpoints, the Nodes and the set of live
+//! speakers. Every speaker computes the same plan from the same inputs, so they agree
+//! on one announcer per address without talking to the API or to each other.
+//!
+//! Rules, per address (all the Services sharing it together):
+//! - the address must lie in a valid pool that some L2Advertisement announces, and the
+//!   advertisement's serviceSelectors (if any) must match every Service on it;
+//! - a node is eligible when an applicable advertisement's nodeSelectors admit it, it
+//!   does not carry `node.kubernetes.io/exclude-from-external-load-balancers`, it is
+//!   Ready and not NetworkUnavailable, its speaker is alive, and some Service on the
+//!   address can be served from it: with `externalTrafficPolicy: Local` the node has a
+//!   usable endpoint of the Service, with `Cluster` the Service has a usable endpoint
+//!   anywhere (an endpoint is usable when `ready` is unset or true, or `serving` is true);
+//! - among the eligible nodes the announcer is the one with the highest summed
+//!   preferredNodeSelectors weight, then the lowest hash of (node name, address) — so
+//!   addresses spread over nodes and a node's death moves only its own addresses.
+
+mod input;
+mod order;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_crds::config::Config;
+
+pub use input::{Endpoint, NodeInfo, ServiceInfo, node_info, service_info};
+pub use order::rank;
+
+/// The label that keeps a node from announcing anything.
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// Everything the planner reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The valid configuration.
+    pub config: &'a Config,
+    /// Services of ours that show addresses, with their endpoints.
+    pub services: &'a [ServiceInfo],
+    /// Every Node.
+    pub nodes: &'a [NodeInfo],
+    /// Nodes whose speaker is alive.
+    pub live: &'a BTreeSet<String>,
+}
+
+/// Who announces one address, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    /// The announcing node.
+    pub node: String,
+    /// The pool the address comes from.
+    pub pool: String,
+    /// The Services on the address that the node serves.
+    pub services: Vec<String>,
+    /// Interfaces to announce on, from the advertisements; empty: the default choice.
+    pub interfaces: BTreeSet<String>,
+    /// Advertisements that apply (for diagnostics).
+    pub advertisements: Vec<String>,
+}
+
+/// Why an address is announced by no node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unannounced {
+    /// The address is in no valid pool.
+    NoPool,
+    /// No L2Advertisement announces its pool (and matches its Services).
+    NoAdvertisement,
+    /// No node qualifies (selectors, exclusions, readiness, liveness, endpoints).
+    NoEligibleNode,
+}
+
+/// The plan: every address and its announcer, or why it has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Address → announcement.
+    pub announced: BTreeMap<IpAddr, Announcement>,
+    /// Address → why nobody announces it.
+    pub unannounced: BTreeMap<IpAddr, Unannounced>,
+}
+
+impl Plan {
+    /// The addresses `node` must announce.
+    pub fn of_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = (&'a IpAddr, &'a Announcement)> + 'a {
+        self.announced.iter().filter(move |(_, a)| a.node == node)
+    }
+}
+
+/// Computes the plan.
+pub fn plan(input: Input<'_>) -> Plan {
+    let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceInfo>> = BTreeMap::new();
+    for service in input.services {
+        for ip in &service.ips {
+            by_ip.entry(*ip).or_default().push(service);
+        }
+    }
+    let nodes: BTreeMap<&str, &NodeInfo> = input.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut plan = Plan::default();
+    for (ip, services) in by_ip {
+        match plan_one(&input, &nodes, ip, &services) {
+            Ok(announcement) => {
+                plan.announced.insert(ip, announcement);
+            }
+            Err(why) => {
+                plan.unannounced.insert(ip, why);
+            }
+        }
+    }
+    plan
+}
+
+fn plan_one(
+    input: &Input<'_>,
+    nodes: &BTreeMap<&str, &NodeInfo>,
+    ip: IpAddr,
+    services: &[&ServiceInfo],
+) -> Result<Announcement, Unannounced> {
+    let (pool, _) = input
+        .config
+        .pools
+        .iter()
+        .find(|(_, p)| p.range_of(ip).is_some())
+        .ok_or(Unannounced::NoPool)?;
+    let ads: Vec<_> = input
+        .config
+        .l2_advertisements
+        .values()
+        .filter(|ad| ad.pools.contains(pool))
+        .filter(|ad| {
+            services
+                .iter()
+                .all(|s| ad.service_selectors.matches_or_empty(&s.labels))
+        })
+        .collect();
+    if ads.is_empty() {
+        return Err(Unannounced::NoAdvertisement);
+    }
+    let mut best: Option<((u32, std::cmp::Reverse<u64>), &NodeInfo)> = None;
+    for node in nodes.values() {
+        if !node_usable(node, input.live) {
+            continue;
+        }
+        let applicable: Vec<_> = ads
+            .iter()
+            .filter(|ad| ad.node_selectors.matches_or_empty(&node.labels))
+            .collect();
+        if applicable.is_empty() || !services.iter().any(|s| s.servable_from(&node.name)) {
+            continue;
+        }
+        let weight: u32 = applicable.iter().map(|ad| ad.preference(&node.labels)).sum();
+        let key = (weight, std::cmp::Reverse(rank(&node.name, ip)));
+        if best.as_ref().is_none_or(|(b, _)| key > *b) {
+            best = Some((key, node));
+        }
+    }
+    let (_, node) = best.ok_or(Unannounced::NoEligibleNode)?;
+    let applicable: Vec<_> = ads
+        .iter()
+        .filter(|ad| ad.node_selectors.matches_or_empty(&node.labels))
+        .collect();
+    Ok(Announcement {
+        node: node.name.clone(),
+        pool: pool.clone(),
+        services: services
+            .iter()
+            .filter(|s| s.servable_from(&node.name))
+            .map(|s| s.key.clone())
+            .collect(),
+        interfaces: applicable
+            .iter()
+            .flat_map(|ad| ad.interfaces.iter().cloned())
+            .collect(),
+        advertisements: applicable.iter().map(|ad| ad.name.clone()).collect(),
+    })
+}
+
+/// Whether a node may announce at all.
+fn node_usable(node: &NodeInfo, live: &BTreeSet<String>) -> bool {
+    node.ready
+        && !node.network_unavailable
+        && !node.labels.contains_key(EXCLUDE_LABEL)
+        && live.contains(&node.name)
+}
+
+#[cfg(test)]
+mod tests;
