@@ -36,6 +36,19 @@ fn lb(name: &str) -> serde_json::Value {
         "allocateLoadBalancerNodePorts": false}})
 }
 
+/// Runs `request(0..n)` with IN_FLIGHT requests at a time.
+async fn in_flight<F, Fut>(n: usize, request: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    futures::stream::iter(0..n)
+        .map(request)
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+}
+
 /// Waits until `count` Services of `namespace` show an address; returns when.
 async fn all_assigned(client: kube::Client, namespace: &str, count: usize) -> Instant {
     let api: Api<Service> = Api::namespaced(client, namespace);
@@ -43,12 +56,7 @@ async fn all_assigned(client: kube::Client, namespace: &str, count: usize) -> In
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         if let Ok(Event::Apply(svc) | Event::InitApply(svc)) = event {
-            let has = svc
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .is_some_and(|i| !i.is_empty());
-            if has {
+            if !ferrolb_crds::service::ingress_ips(&svc).is_empty() {
                 seen.insert(svc.metadata.name.unwrap_or_default());
             }
             if seen.len() >= count {
@@ -112,17 +120,14 @@ async fn main() {
     let watching = tokio::spawn(all_assigned(client.clone(), "floor", n));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = floor_api.clone();
-            async move {
-                let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("10.1.{}.{}", i >> 8, i & 255)}]}}});
-                api.patch_status(&format!("f{i}"), &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await;
+    in_flight(n, |i| {
+        let api = floor_api.clone();
+        async move {
+            let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("10.1.{}.{}", i >> 8, i & 255)}]}}});
+            api.patch_status(&format!("f{i}"), &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        }
+    })
+    .await;
     let floor = watching.await.unwrap() - start;
     println!(
         "floor: {n} status patches by a bare kube-rs client, all seen by a watcher: {:.2} s",
@@ -173,17 +178,14 @@ async fn main() {
     let watching = tokio::spawn(all_assigned(client.clone(), "live", n));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = live_api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(lb(&format!("l{i}"))).unwrap();
-                api.create(&PostParams::default(), &svc).await.unwrap();
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await;
+    in_flight(n, |i| {
+        let api = live_api.clone();
+        async move {
+            let svc: Service = serde_json::from_value(lb(&format!("l{i}"))).unwrap();
+            api.create(&PostParams::default(), &svc).await.unwrap();
+        }
+    })
+    .await;
     let created = start.elapsed();
     let done = watching.await.unwrap();
     let live = done - start;

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod api;
 pub mod config;
+pub mod service;
 
 /// The API group of every FerroLB custom resource.
 pub const GROUP: &str = "ferrolb.io";

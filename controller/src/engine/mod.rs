@@ -137,9 +137,8 @@ impl Engine {
             .iter()
             .filter(|(_, v)| v.ours && !v.ingress.is_empty())
             .collect();
-        holders.sort_by(|a, b| {
-            (b.1.ingress.len(), &a.1.created, a.0).cmp(&(a.1.ingress.len(), &b.1.created, b.0))
-        });
+        holders
+            .sort_by_key(|(key, view)| (std::cmp::Reverse(view.ingress.len()), view.created.clone(), *key));
         let requests: Vec<_> = holders
             .into_iter()
             .map(|(k, v)| (self.request_of(k, v), v.ingress.clone()))
@@ -208,8 +207,16 @@ impl Engine {
     /// A pool was created or changed (its status included).
     pub fn pool_applied(&mut self, pool: IPAddressPool) {
         let name = pool.metadata.name.clone().unwrap_or_default();
+        // Our own status writes come back as changes: only what the config model reads
+        // (spec, labels, namespace, age) is worth rebuilding the configuration for.
+        let same_config = self.pools.get(&name).is_some_and(|old| {
+            old.spec == pool.spec
+                && old.metadata.labels == pool.metadata.labels
+                && old.metadata.namespace == pool.metadata.namespace
+                && old.metadata.creation_timestamp == pool.metadata.creation_timestamp
+        });
         self.pools.insert(name, pool);
-        if self.started {
+        if self.started && !same_config {
             self.reconfigure(false);
         }
     }
@@ -315,15 +322,7 @@ impl Engine {
         }
         let lost = self.allocator.set_pools(&self.outcome.config.pools);
         for (key, ips) in lost {
-            self.released = true;
-            let uid = self.services.get(&key).and_then(|v| v.uid.clone());
-            self.actions.push(Action::Event(EventNote {
-                key,
-                uid,
-                warning: false,
-                reason: "ClearAssignment",
-                message: format!("released {}: no pool contains it any more", list(&ips)),
-            }));
+            self.cleared(&key, &ips, "no pool contains it any more");
         }
         if self.started {
             let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
@@ -350,16 +349,10 @@ impl Engine {
             self.pending.remove(key);
             let released = self.allocator.release(key);
             if !released.is_empty() {
-                self.released = true;
-                self.event(
+                self.cleared(
                     key,
-                    &view,
-                    false,
-                    "ClearAssignment",
-                    format!(
-                        "released {}: the Service is no longer a LoadBalancer that FerroLB serves",
-                        list(&released)
-                    ),
+                    &released,
+                    "the Service is no longer a LoadBalancer that FerroLB serves",
                 );
             }
             // Leave foreign Services alone unless they carry something of ours.
@@ -405,14 +398,7 @@ impl Engine {
         }
         let ensured = self.allocator.ensure(&req);
         if let Some(cleared) = &ensured.cleared {
-            self.released = true;
-            self.event(
-                key,
-                &view,
-                false,
-                "ClearAssignment",
-                format!("released {}: {}", list(&cleared.ips), cleared.why),
-            );
+            self.cleared(key, &cleared.ips, &cleared.why);
         }
         match ensured.result {
             Ok(assignment) => {
@@ -448,7 +434,7 @@ impl Engine {
                     list(&before.ingress)
                 )
             };
-            self.event(key, view, false, "IPAllocated", message);
+            self.event(key, false, "IPAllocated", message);
         }
         self.apply(key, view, desired);
     }
@@ -465,7 +451,6 @@ impl Engine {
             *self.tally.failures.entry(error.reason()).or_default() += 1;
             self.event(
                 key,
-                view,
                 true,
                 "AllocationFailed",
                 format!("Failed to allocate IP for {key}: {error}"),
@@ -504,10 +489,21 @@ impl Engine {
         self.written.insert(key.clone(), desired);
     }
 
-    fn event(&mut self, key: &ServiceKey, view: &View, warning: bool, reason: &'static str, message: String) {
+    /// Addresses were taken from a Service: say so, and let the pending ones retry.
+    fn cleared(&mut self, key: &ServiceKey, ips: &[IpAddr], why: &str) {
+        self.released = true;
+        self.event(
+            key,
+            false,
+            "ClearAssignment",
+            format!("released {}: {why}", list(ips)),
+        );
+    }
+
+    fn event(&mut self, key: &ServiceKey, warning: bool, reason: &'static str, message: String) {
         self.actions.push(Action::Event(EventNote {
             key: key.clone(),
-            uid: view.uid.clone(),
+            uid: self.services.get(key).and_then(|v| v.uid.clone()),
             warning,
             reason,
             message,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_crds::annotations;
+use ferrolb_crds::service::ingress_ips;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
@@ -42,14 +43,6 @@ pub struct View {
 impl View {
     /// Reads a Service.
     pub fn of(service: &Service, class: &ClassPolicy) -> Self {
-        let status = service.status.clone().unwrap_or_default();
-        let ingress = status
-            .load_balancer
-            .and_then(|lb| lb.ingress)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
         let key = annotations::IP_ALLOCATED_FROM_POOL.key();
         let ours = class.is_ours(service);
         Self {
@@ -60,8 +53,12 @@ impl View {
             load_balancer: service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
             // Only our Services' requests matter (and reading them costs memory).
             request: ours.then(|| read(service, &BTreeMap::new())),
-            ingress,
-            conditions: status.conditions.unwrap_or_default(),
+            ingress: ingress_ips(service),
+            conditions: service
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default(),
             pool_annotation: service
                 .metadata
                 .annotations

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::IPAddressPool;
+pub use ferrolb_crds::service::ingress_ips as ingress;
 use ferrolb_testserver::{Cluster, load_crds};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -179,21 +180,6 @@ pub fn service_object(name: &str, annotations: Value, port: i32) -> Service {
                  "selector": {"app": name}},
     }))
     .unwrap()
-}
-
-/// The addresses a Service shows.
-pub fn ingress(service: &Service) -> Vec<IpAddr> {
-    service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| {
-            list.iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A controller process, killed when dropped.

@@ -118,6 +118,39 @@ fn checksum(src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// An NS or NA of type `kind` that passes the checks common to both (RFC 4861 §7.1):
+/// hop limit 255, code 0, valid checksum, at least 24 bytes; with its target address.
+fn parse_ndp<'a>(frame: &Frame<'a>, kind: u8) -> Result<(Icmp<'a>, Ipv6Addr), ParseError> {
+    let icmp = parse_ipv6_icmp(frame)?;
+    let body = icmp.body;
+    if body.first() != Some(&kind) {
+        return Err(ParseError::Foreign);
+    }
+    if body.len() < 24 {
+        return Err(ParseError::Truncated);
+    }
+    if icmp.hop_limit != 255 || body[1] != 0 || checksum(icmp.src, icmp.dst, body) != 0 {
+        return Err(ParseError::Malformed);
+    }
+    let target = Ipv6Addr::from(<[u8; 16]>::try_from(&body[8..24]).expect("sixteen bytes"));
+    Ok((icmp, target))
+}
+
+/// An Ethernet frame carrying IPv6 with the ICMPv6 message `body`, whose checksum
+/// field is filled in here; hop limit 255 as NDP requires.
+fn icmp_frame(eth_dst: Mac, eth_src: Mac, src: Ipv6Addr, dst: Ipv6Addr, mut body: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(src, dst, &body);
+    body[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = Vec::with_capacity(IPV6_HEADER + body.len());
+    packet.extend_from_slice(&[0x60, 0, 0, 0]);
+    packet.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[ICMPV6, 255]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    packet.extend_from_slice(&body);
+    frame(eth_dst, eth_src, ETHERTYPE_IPV6, &packet)
+}
+
 /// Walks NDP options; `Err` when one has length zero or overruns the message.
 fn link_layer_option(mut options: &[u8], wanted: u8) -> Result<Option<Mac>, ParseError> {
     let mut found = None;
@@ -141,18 +174,8 @@ fn link_layer_option(mut options: &[u8], wanted: u8) -> Result<Option<Mac>, Pars
 impl NeighborSolicitation {
     /// Reads a Neighbor Solicitation from an Ethernet frame.
     pub fn parse(frame: &Frame<'_>) -> Result<Self, ParseError> {
-        let icmp = parse_ipv6_icmp(frame)?;
+        let (icmp, target) = parse_ndp(frame, NEIGHBOR_SOLICITATION)?;
         let body = icmp.body;
-        if body.first() != Some(&NEIGHBOR_SOLICITATION) {
-            return Err(ParseError::Foreign);
-        }
-        if body.len() < 24 {
-            return Err(ParseError::Truncated);
-        }
-        if icmp.hop_limit != 255 || body[1] != 0 || checksum(icmp.src, icmp.dst, body) != 0 {
-            return Err(ParseError::Malformed);
-        }
-        let target = Ipv6Addr::from(<[u8; 16]>::try_from(&body[8..24]).expect("sixteen bytes"));
         if target.is_multicast() {
             return Err(ParseError::Malformed);
         }
@@ -213,37 +236,19 @@ impl NeighborAdvertisement {
             body.extend_from_slice(&[TARGET_LINK_LAYER, 1]);
             body.extend_from_slice(&mac.0);
         }
-        let sum = checksum(self.src_ip, self.dst_ip, &body);
-        body[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut packet = Vec::with_capacity(IPV6_HEADER + body.len());
-        packet.extend_from_slice(&[0x60, 0, 0, 0]);
-        packet.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        packet.extend_from_slice(&[ICMPV6, 255]);
-        packet.extend_from_slice(&self.src_ip.octets());
-        packet.extend_from_slice(&self.dst_ip.octets());
-        packet.extend_from_slice(&body);
-        frame(eth_dst, eth_src, ETHERTYPE_IPV6, &packet)
+        icmp_frame(eth_dst, eth_src, self.src_ip, self.dst_ip, body)
     }
 
     /// Reads a Neighbor Advertisement (for tests and the lab's checks).
     pub fn parse(frame: &Frame<'_>) -> Result<Self, ParseError> {
-        let icmp = parse_ipv6_icmp(frame)?;
+        let (icmp, target) = parse_ndp(frame, NEIGHBOR_ADVERTISEMENT)?;
         let body = icmp.body;
-        if body.first() != Some(&NEIGHBOR_ADVERTISEMENT) {
-            return Err(ParseError::Foreign);
-        }
-        if body.len() < 24 {
-            return Err(ParseError::Truncated);
-        }
-        if icmp.hop_limit != 255 || body[1] != 0 || checksum(icmp.src, icmp.dst, body) != 0 {
-            return Err(ParseError::Malformed);
-        }
         Ok(NeighborAdvertisement {
             src_ip: icmp.src,
             dst_ip: icmp.dst,
             solicited: body[4] & 0x40 != 0,
             override_: body[4] & 0x20 != 0,
-            target: Ipv6Addr::from(<[u8; 16]>::try_from(&body[8..24]).expect("sixteen bytes")),
+            target,
             target_link_layer: link_layer_option(&body[24..], TARGET_LINK_LAYER)?,
         })
     }
@@ -258,15 +263,7 @@ pub fn solicitation(src_mac: Mac, src_ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8>
         body.extend_from_slice(&[SOURCE_LINK_LAYER, 1]);
         body.extend_from_slice(&src_mac.0);
     }
-    let sum = checksum(src_ip, dst, &body);
-    body[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut packet = vec![0x60, 0, 0, 0];
-    packet.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&[ICMPV6, 255]);
-    packet.extend_from_slice(&src_ip.octets());
-    packet.extend_from_slice(&dst.octets());
-    packet.extend_from_slice(&body);
-    frame(multicast_mac(dst), src_mac, ETHERTYPE_IPV6, &packet)
+    icmp_frame(multicast_mac(dst), src_mac, src_ip, dst, body)
 }
 
 #[cfg(test)]

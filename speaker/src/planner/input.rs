@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ferrolb_crds::service::ingress_ips;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -68,17 +69,7 @@ pub struct NodeInfo {
 /// with its name, in its namespace).
 pub fn service_info(service: &Service, slices: &[&EndpointSlice]) -> ServiceInfo {
     let meta = &service.metadata;
-    let ips = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| {
-            list.iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let ips = ingress_ips(service);
     let endpoints = slices
         .iter()
         .flat_map(|slice| slice.endpoints.iter())

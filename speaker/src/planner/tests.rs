@@ -61,6 +61,30 @@ fn svc(key: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> Servic
     }
 }
 
+/// Services `a/s{i}` for `i` in `range`, one address each (10.0.i/256.i%256), served from `on`.
+fn many(range: std::ops::Range<usize>, on: &str) -> Vec<ServiceInfo> {
+    range
+        .map(|i| {
+            svc(
+                &format!("a/s{i}"),
+                &[&format!("10.0.{}.{}", i / 256, i % 256)],
+                false,
+                ready_on(&[on]),
+            )
+        })
+        .collect()
+}
+
+/// The plan with every node's speaker alive.
+fn plan_all(cfg: &Config, services: &[ServiceInfo], nodes: &[NodeInfo]) -> Plan {
+    plan(Input {
+        config: cfg,
+        services,
+        nodes,
+        live: &live(nodes),
+    })
+}
+
 fn live(nodes: &[NodeInfo]) -> BTreeSet<String> {
     nodes.iter().map(|n| n.name.clone()).collect()
 }
@@ -117,12 +141,7 @@ fn addresses_outside_pools_or_advertisements_are_not_announced() {
         false,
         ready_on(&["n1"]),
     )];
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p = plan_all(&cfg, &services, &nodes);
     assert!(p.announced.contains_key(&ip("10.0.0.1")));
     assert_eq!(p.unannounced[&ip("10.0.1.1")], Unannounced::NoAdvertisement);
     assert_eq!(p.unannounced[&ip("10.9.9.9")], Unannounced::NoPool);
@@ -139,22 +158,8 @@ fn node_selectors_restrict_the_announcers() {
         ),
     ]);
     let nodes = vec![node("n1", &[]), node("n2", &[("edge", "true")]), node("n3", &[])];
-    let services: Vec<_> = (1..50)
-        .map(|i| {
-            svc(
-                &format!("a/s{i}"),
-                &[&format!("10.0.0.{i}")],
-                false,
-                ready_on(&["n1"]),
-            )
-        })
-        .collect();
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let services = many(1..50, "n1");
+    let p = plan_all(&cfg, &services, &nodes);
     assert!(p.announced.values().all(|a| a.node == "n2"));
 }
 
@@ -172,16 +177,7 @@ fn excluded_unready_unreachable_and_dead_nodes_never_announce() {
     nodes[2].network_unavailable = true;
     let mut alive = live(&nodes);
     alive.remove("dead");
-    let services: Vec<_> = (1..100)
-        .map(|i| {
-            svc(
-                &format!("a/s{i}"),
-                &[&format!("10.0.0.{i}")],
-                false,
-                ready_on(&["ok"]),
-            )
-        })
-        .collect();
+    let services = many(1..100, "ok");
     let p = plan(Input {
         config: &cfg,
         services: &services,
@@ -198,21 +194,11 @@ fn local_policy_follows_the_endpoint() {
     let on = |n: &str| [svc("a/x", &["10.0.0.7"], true, ready_on(&[n]))];
     for n in ["n1", "n2", "n3"] {
         let services = on(n);
-        let p = plan(Input {
-            config: &cfg,
-            services: &services,
-            nodes: &nodes,
-            live: &live(&nodes),
-        });
+        let p = plan_all(&cfg, &services, &nodes);
         assert_eq!(announcer(&p, "10.0.0.7").as_deref(), Some(n));
     }
     let services = [svc("a/x", &["10.0.0.7"], true, vec![])];
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p = plan_all(&cfg, &services, &nodes);
     assert_eq!(p.unannounced[&ip("10.0.0.7")], Unannounced::NoEligibleNode);
 }
 
@@ -226,12 +212,7 @@ fn cluster_policy_needs_a_usable_endpoint_somewhere() {
         serving: Some(false),
     }];
     let services = [svc("a/x", &["10.0.0.7"], false, not_ready)];
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p = plan_all(&cfg, &services, &nodes);
     assert_eq!(p.unannounced[&ip("10.0.0.7")], Unannounced::NoEligibleNode);
     let terminating = vec![Endpoint {
         node: Some("n1".into()),
@@ -245,12 +226,7 @@ fn cluster_policy_needs_a_usable_endpoint_somewhere() {
     }];
     for endpoints in [terminating, unknown] {
         let services = [svc("a/x", &["10.0.0.7"], false, endpoints)];
-        let p = plan(Input {
-            config: &cfg,
-            services: &services,
-            nodes: &nodes,
-            live: &live(&nodes),
-        });
+        let p = plan_all(&cfg, &services, &nodes);
         assert!(p.announced.contains_key(&ip("10.0.0.7")));
     }
 }
@@ -266,16 +242,7 @@ fn preferred_nodes_win_over_the_hash() {
         ),
     ]);
     let nodes = vec![node("n1", &[]), node("n2", &[("zone", "a")]), node("n3", &[])];
-    let services: Vec<_> = (1..100)
-        .map(|i| {
-            svc(
-                &format!("a/s{i}"),
-                &[&format!("10.0.0.{i}")],
-                false,
-                ready_on(&["n1"]),
-            )
-        })
-        .collect();
+    let services = many(1..100, "n1");
     let mut alive = live(&nodes);
     let all = plan(Input {
         config: &cfg,
@@ -303,12 +270,7 @@ fn services_sharing_an_address_are_announced_from_one_node() {
         svc("a/tcp", &["10.0.0.53"], false, ready_on(&["n1"])),
         svc("a/udp", &["10.0.0.53"], false, ready_on(&["n2"])),
     ];
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p = plan_all(&cfg, &services, &nodes);
     assert_eq!(
         p.announced[&ip("10.0.0.53")].services,
         vec!["a/tcp".to_string(), "a/udp".to_string()]
@@ -330,20 +292,10 @@ fn service_selectors_must_match_every_service_on_the_address() {
     web.labels.insert("app".into(), "web".into());
     let other = svc("a/other", &["10.0.0.1"], false, ready_on(&["n1"]));
     let services = [web.clone()];
-    let p1 = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p1 = plan_all(&cfg, &services, &nodes);
     assert!(p1.announced.contains_key(&ip("10.0.0.1")));
     let services = [web, other];
-    let p2 = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p2 = plan_all(&cfg, &services, &nodes);
     assert_eq!(p2.unannounced[&ip("10.0.0.1")], Unannounced::NoAdvertisement);
 }
 
@@ -360,12 +312,7 @@ fn interfaces_come_from_the_applicable_advertisements() {
     ]);
     let nodes = vec![node("n1", &[])];
     let services = [svc("a/x", &["10.0.0.1"], false, ready_on(&["n1"]))];
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let p = plan_all(&cfg, &services, &nodes);
     let a = &p.announced[&ip("10.0.0.1")];
     assert_eq!(a.interfaces, BTreeSet::from(["eth1".to_string()]));
     assert_eq!(a.advertisements, vec!["a".to_string()]);
@@ -375,22 +322,8 @@ fn interfaces_come_from_the_applicable_advertisements() {
 fn a_thousand_addresses_spread_over_five_nodes() {
     let cfg = basic();
     let nodes: Vec<_> = (1..=5).map(|i| node(&format!("node-{i}"), &[])).collect();
-    let services: Vec<_> = (0..1000)
-        .map(|i| {
-            svc(
-                &format!("a/s{i}"),
-                &[&format!("10.0.{}.{}", i / 256, i % 256)],
-                false,
-                ready_on(&["node-1"]),
-            )
-        })
-        .collect();
-    let p = plan(Input {
-        config: &cfg,
-        services: &services,
-        nodes: &nodes,
-        live: &live(&nodes),
-    });
+    let services = many(0..1000, "node-1");
+    let p = plan_all(&cfg, &services, &nodes);
     let mut per: BTreeMap<&str, usize> = BTreeMap::new();
     for a in p.announced.values() {
         *per.entry(a.node.as_str()).or_default() += 1;
@@ -409,9 +342,7 @@ proptest! {
     fn a_death_moves_only_the_dead_nodes_addresses(dead in 0..5usize, count in 1..200usize) {
         let cfg = basic();
         let nodes: Vec<_> = (0..5).map(|i| node(&format!("n{i}"), &[])).collect();
-        let services: Vec<_> = (0..count)
-            .map(|i| svc(&format!("a/s{i}"), &[&format!("10.0.{}.{}", i / 256, i % 256)], false, ready_on(&["n0"])))
-            .collect();
+        let services = many(0..count, "n0");
         let mut alive = live(&nodes);
         let before = plan(Input { config: &cfg, services: &services, nodes: &nodes, live: &alive });
         let dead = format!("n{dead}");
