@@ -503,14 +503,17 @@ fn list(
             &target.rt.gr,
             target.namespace.as_deref(),
             |o| filter.matches(o),
-            after.as_ref(),
+            after.as_ref().map(|(_, key)| key),
             limit,
         );
-        (
-            items,
-            store.resource_version(),
-            last.map(|key| encode_continue(&key)),
-        )
+        // Every page reports the first page's resourceVersion, so that a watch started
+        // from it misses no change made while the pages were read (Kubernetes serves a
+        // snapshot; here later pages may show newer objects, which the watch then
+        // replays — the client converges either way).
+        let rv = after
+            .as_ref()
+            .map_or_else(|| store.resource_version(), |(rv, _)| *rv);
+        (items, rv, last.map(|key| encode_continue(rv, &key)))
     };
     if table {
         let mut table = target.table(&items, rv);
@@ -522,13 +525,14 @@ fn list(
     ok(target.list_document(items, rv, next))
 }
 
-/// A continue token: the last key of the page, opaque to clients.
-fn encode_continue((namespace, name): &(String, String)) -> String {
+/// A continue token: the list's resourceVersion and the last key of the page, opaque
+/// to clients.
+fn encode_continue(rv: u64, (namespace, name): &(String, String)) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{namespace}/{name}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}/{namespace}/{name}"))
 }
 
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
     use base64::Engine;
     let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -536,8 +540,14 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
         .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     // Namespaces never contain '/', names of listed objects neither.
-    let (namespace, name) = text.split_once('/').ok_or_else(bad)?;
-    Ok((namespace.to_string(), name.to_string()))
+    let mut parts = text.splitn(3, '/');
+    let (Some(rv), Some(namespace), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    Ok((
+        rv.parse().map_err(|_| bad())?,
+        (namespace.to_string(), name.to_string()),
+    ))
 }
 
 /// Whether the client asks for server-side printing (kubectl get).

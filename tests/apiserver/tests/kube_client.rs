@@ -114,17 +114,43 @@ async fn lists_select_and_paginate() {
         .unwrap();
     assert_eq!(named.items.len(), 1);
 
+    // Every page carries the first page's resourceVersion, even when objects change
+    // between pages, so a watch from it misses nothing.
     let mut seen = Vec::new();
+    let mut versions = Vec::new();
     let mut params = ListParams::default().limit(3);
     loop {
         let page = api.list(&params).await.unwrap();
         seen.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        versions.push(page.metadata.resource_version.unwrap());
+        if versions.len() == 1 {
+            api.create(&PostParams::default(), &cm("c0-between-pages", &[]))
+                .await
+                .unwrap();
+        }
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
             _ => break,
         }
     }
+    // The new object sorts before the cursor, so the pages do not show it; the watch does.
     assert_eq!(seen, (0..7).map(|i| format!("c{i}")).collect::<Vec<_>>());
+    assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+    let since = api
+        .watch(&kube::api::WatchParams::default(), &versions[0])
+        .await
+        .unwrap()
+        .boxed()
+        .try_next()
+        .await
+        .unwrap();
+    assert!(
+        matches!(&since, Some(kube::api::WatchEvent::Added(c)) if c.metadata.name.as_deref() == Some("c0-between-pages")),
+        "{since:?}"
+    );
+    api.delete("c0-between-pages", &DeleteParams::default())
+        .await
+        .unwrap();
     api.delete_collection(
         &DeleteParams::default(),
         &ListParams::default().labels("tier=odd"),
