@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrolb_crds::api::{ConfigurationState, ConfigurationStateStatus, IPAddressPool, IPAddressPoolStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use ferrolb_crds::service::ServiceEvent;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -311,33 +310,18 @@ async fn execute(context: &Context, job: &Job) -> kube::Result<()> {
     }
 }
 
-/// An events.k8s.io/v1 Event about a Service. The engine records one Event per change,
-/// so there is nothing to aggregate into series (and no cache to keep).
+/// The Event object of a note.
 fn event_object(note: &EventNote, identity: &str) -> K8sEvent {
-    let now = Timestamp::now();
-    K8sEvent {
-        metadata: ObjectMeta {
-            namespace: Some(note.key.namespace.clone()),
-            name: Some(format!("{}.{:x}", note.key.name, now.as_nanosecond())),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(now)),
-        action: Some("Allocate".into()),
-        reason: Some(note.reason.into()),
-        note: Some(note.message.clone()),
-        type_: Some(if note.warning { "Warning" } else { "Normal" }.into()),
-        regarding: Some(ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Service".into()),
-            namespace: Some(note.key.namespace.clone()),
-            name: Some(note.key.name.clone()),
-            uid: note.uid.clone(),
-            ..ObjectReference::default()
-        }),
-        reporting_controller: Some(REPORTER.into()),
-        reporting_instance: Some(identity.into()),
-        ..K8sEvent::default()
+    ServiceEvent {
+        namespace: note.key.namespace.clone(),
+        name: note.key.name.clone(),
+        uid: note.uid.clone(),
+        warning: note.warning,
+        action: "Allocate",
+        reason: note.reason,
+        message: note.message.clone(),
     }
+    .object(REPORTER, identity)
 }
 
 #[cfg(test)]

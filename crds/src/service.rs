@@ -37,3 +37,55 @@ mod tests {
         assert!(ingress_ips(&Service::default()).is_empty());
     }
 }
+
+/// An events.k8s.io/v1 Event about a Service, as both components record them: one
+/// Event per change, so there is nothing to aggregate into series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// Its uid, when known.
+    pub uid: Option<String>,
+    /// Warning rather than Normal.
+    pub warning: bool,
+    /// What was done (`Allocate`, `Announce`).
+    pub action: &'static str,
+    /// Why, in MetalLB's vocabulary where it has a word.
+    pub reason: &'static str,
+    /// For a human.
+    pub message: String,
+}
+
+impl ServiceEvent {
+    /// The Event object, reported by `controller` (e.g. `ferrolb.io/speaker`) instance `instance`.
+    pub fn object(&self, controller: &str, instance: &str) -> k8s_openapi::api::events::v1::Event {
+        use k8s_openapi::api::core::v1::ObjectReference;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+        let now = k8s_openapi::jiff::Timestamp::now();
+        k8s_openapi::api::events::v1::Event {
+            metadata: ObjectMeta {
+                namespace: Some(self.namespace.clone()),
+                name: Some(format!("{}.{:x}", self.name, now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some(self.action.into()),
+            reason: Some(self.reason.into()),
+            note: Some(self.message.clone()),
+            type_: Some(if self.warning { "Warning" } else { "Normal" }.into()),
+            regarding: Some(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                namespace: Some(self.namespace.clone()),
+                name: Some(self.name.clone()),
+                uid: self.uid.clone(),
+                ..ObjectReference::default()
+            }),
+            reporting_controller: Some(controller.into()),
+            reporting_instance: Some(instance.into()),
+            ..Default::default()
+        }
+    }
+}

@@ -141,6 +141,21 @@ impl Announcer {
         out
     }
 
+    /// Announces every owned address again, on the full schedule: after a partition
+    /// heals, a node that was cut off may have announced them meanwhile.
+    pub fn reannounce(&mut self, now: Instant) -> Vec<Send> {
+        let pairs: Vec<(IpAddr, String)> = self
+            .owned
+            .iter()
+            .flat_map(|(ip, ifaces)| ifaces.iter().map(move |i| (*ip, i.clone())))
+            .collect();
+        let mut out = Vec::new();
+        for (ip, name) in pairs {
+            self.start_announcing(ip, &name, now, &mut out);
+        }
+        out
+    }
+
     /// A frame received on `interface`: the answer, if one is due.
     pub fn receive(&mut self, interface: &str, bytes: &[u8]) -> Option<Send> {
         let Some(iface) = self.interfaces.get(interface) else {
@@ -400,5 +415,6 @@ mod tests {
         let intruder = Arp::gratuitous(Ipv4Addr::new(10, 0, 0, 100), CLIENT);
         assert!(a.receive("eth0", &intruder[0]).is_none());
         assert_eq!(a.counters().conflicts, 1);
+        assert_eq!(a.reannounce(t0).len(), 2, "the winner of a healed partition announces again");
     }
 }

@@ -2,5 +2,13 @@
 //! used by the `ferrolb-speaker` binary.
 
 pub mod announcer;
+pub mod dataplane;
+pub mod interfaces;
+pub mod l2;
+pub mod membership;
+pub mod netlink;
 pub mod packet;
+pub mod metrics;
 pub mod planner;
+pub mod run;
+pub mod status;

@@ -1,13 +1,185 @@
-//! `ferrolb-speaker`: announces assigned addresses from each node. Its planner,
-//! membership and Layer 2 announcer arrive with the speaker issue; until then the
-//! binary only says so, so that the workspace and chart layout stay stable.
+//! `ferrolb-speaker`: one per node (DaemonSet, host network). Announces the addresses
+//! the Layer 2 plan gives this node, answers ARP and NDP for them, and optionally
+//! steers their traffic to the node's NodePorts.
 
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use ferrolb_speaker::announcer::Schedule;
+use ferrolb_speaker::interfaces::DEFAULT_EXCLUDES;
+use ferrolb_speaker::membership::{Membership, Options as GossipOptions, Profile, Sealer};
+use ferrolb_speaker::metrics::{self, Metrics};
+use ferrolb_speaker::run::{self, Options};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "ferrolb-speaker", version, about = "FerroLB's speaker")]
+struct Cli {
+    /// This node's name, as in its Node object.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// FerroLB's namespace: pools, advertisements and ServiceL2Status objects live there.
+    #[arg(short = 'n', long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
+    namespace: String,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    metrics_addr: SocketAddr,
+    /// Interfaces never chosen by default (comma-separated; a trailing * matches any suffix).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()))]
+    exclude_interfaces: Vec<String>,
+    /// Steer VIP traffic to this node's NodePorts with nftables, and put VIPs on lo.
+    #[arg(long, value_enum, default_value_t = Dataplane::None)]
+    dataplane: Dataplane,
+    /// How speakers learn who is alive: gossip, or Node readiness from the API alone.
+    #[arg(long, value_enum, default_value_t = Liveness::Gossip)]
+    membership: Liveness,
+    /// This node's address the other speakers gossip with (the Node's InternalIP).
+    #[arg(long, env = "FERROLB_NODE_IP")]
+    node_ip: Option<IpAddr>,
+    /// UDP port of the gossip (the same on every node).
+    #[arg(long, default_value_t = 7946)]
+    gossip_port: u16,
+    /// File holding the gossip key; every speaker needs the same one.
+    #[arg(long, env = "FERROLB_GOSSIP_KEY_FILE")]
+    gossip_key_file: Option<std::path::PathBuf>,
+    /// Failure-detection timing.
+    #[arg(long, value_enum, default_value_t = Profile::Default)]
+    gossip_profile: Profile,
+    /// Seconds a node whose speaker died (its kernel still answering) keeps its addresses.
+    #[arg(long, default_value_t = 10.0)]
+    speaker_grace: f64,
+    /// Milliseconds to wait for a node's kernel when probing a speaker declared down.
+    #[arg(long, default_value_t = 30)]
+    probe_timeout_ms: u64,
+    /// Seconds with no gossip peer (while other Nodes are Ready) before using Node readiness.
+    #[arg(long, default_value_t = 5.0)]
+    gossip_fallback_after: f64,
+    /// Milliseconds between repeated gratuitous announcements after a takeover.
+    #[arg(long, default_value_t = 1100)]
+    announce_interval_ms: u64,
+    /// Repeated announcements after the first one.
+    #[arg(long, default_value_t = 4)]
+    announce_repeats: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Dataplane {
+    /// Leave traffic to kube-proxy or the CNI.
+    None,
+    /// DNAT VIP:port to this node's NodePort.
+    Nftables,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Liveness {
+    /// SWIM gossip between speakers (sub-second), Node readiness as fallback.
+    Gossip,
+    /// Node readiness only (as fast as the node controller: tens of seconds).
+    Api,
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "ferrolb-speaker {}: not implemented yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // One thread: the speaker's work is small and latency-bound, and a single thread
+    // keeps the answer path free of cross-thread wake-ups.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("ferrolb-speaker: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(speaker(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ferrolb-speaker: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn speaker(cli: Cli) -> anyhow::Result<()> {
+    let seconds = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a non-negative number of seconds"))
+    };
+    let membership = match cli.membership {
+        Liveness::Api => None,
+        Liveness::Gossip => {
+            let ip = cli.node_ip.context("--node-ip (or FERROLB_NODE_IP) is needed for the gossip")?;
+            let key = match &cli.gossip_key_file {
+                Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+                None => None,
+            };
+            let options = GossipOptions {
+                name: cli.node_name.clone(),
+                advertise: SocketAddr::new(ip, cli.gossip_port),
+                bind: SocketAddr::new(ip, cli.gossip_port),
+                profile: cli.gossip_profile,
+                sealer: Sealer::new(key.as_deref().map(<[u8]>::trim_ascii)),
+                grace: seconds(cli.speaker_grace, "speaker-grace")?,
+                probe_timeout: Duration::from_millis(cli.probe_timeout_ms),
+            };
+            Some(
+                Membership::start(options)
+                    .await
+                    .with_context(|| format!("binding the gossip port {ip}:{}", cli.gossip_port))?,
+            )
+        }
+    };
+    let client = kube::Client::try_default().await.context("connecting to the API server")?;
+    let metrics = Metrics::new();
+    let listener = tokio::spawn(metrics::serve(cli.metrics_addr, metrics.clone()));
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop_tx.send_replace(true);
+    });
+    let options = Options {
+        node: cli.node_name.clone(),
+        namespace: cli.namespace,
+        excludes: cli.exclude_interfaces,
+        dataplane: cli.dataplane == Dataplane::Nftables,
+        membership,
+        gossip_port: cli.gossip_port,
+        fallback_after: seconds(cli.gossip_fallback_after, "gossip-fallback-after")?,
+        schedule: Schedule {
+            interval: Duration::from_millis(cli.announce_interval_ms),
+            repeats: cli.announce_repeats,
+        },
+    };
+    tracing::info!(node = %cli.node_name, "speaker starting");
+    tokio::select! {
+        result = run::run(client, options, metrics, stop) => result,
+        result = listener => match result {
+            Ok(Err(e)) => Err(e.context(format!("serving metrics on {}", cli.metrics_addr))),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub mod fuzzing {
 use std::fmt;
 
 pub use arp::{Arp, ArpOp};
-pub use ndp::{NeighborAdvertisement, NeighborSolicitation, solicitation, solicited_node};
+pub use ndp::{NeighborAdvertisement, NeighborSolicitation, multicast_mac, solicitation, solicited_node};
 
 /// A MAC address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

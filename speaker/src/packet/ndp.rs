@@ -56,7 +56,7 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
 }
 
 /// The Ethernet multicast address of an IPv6 multicast group (33:33 + its last 32 bits).
-fn multicast_mac(group: Ipv6Addr) -> Mac {
+pub fn multicast_mac(group: Ipv6Addr) -> Mac {
     let o = group.octets();
     Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }

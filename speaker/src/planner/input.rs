@@ -38,6 +38,19 @@ pub struct ServiceInfo {
     pub labels: BTreeMap<String, String>,
     /// Endpoints from all its EndpointSlices.
     pub endpoints: Vec<Endpoint>,
+    /// Its ports that have a NodePort, for the dataplane.
+    pub ports: Vec<ServicePort>,
+}
+
+/// A Service port with its NodePort.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// The Service port.
+    pub port: u16,
+    /// Its NodePort.
+    pub node_port: u16,
 }
 
 impl ServiceInfo {
@@ -93,6 +106,18 @@ pub fn service_info(service: &Service, slices: &[&EndpointSlice]) -> ServiceInfo
             == Some("Local"),
         labels: meta.labels.clone().unwrap_or_default(),
         endpoints,
+        ports: service
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .filter_map(|p| {
+                Some(ServicePort {
+                    protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                    port: u16::try_from(p.port).ok()?,
+                    node_port: u16::try_from(p.node_port?).ok()?,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -122,7 +147,8 @@ mod tests {
     fn reads_services_slices_and_nodes() {
         let svc: Service = serde_json::from_value(json!({
             "metadata": {"namespace": "ns", "name": "web", "labels": {"app": "web"}},
-            "spec": {"externalTrafficPolicy": "Local"},
+            "spec": {"externalTrafficPolicy": "Local", "ports": [
+                {"port": 80, "nodePort": 30080}, {"port": 53, "protocol": "UDP", "nodePort": 30053}, {"port": 9}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}, {"hostname": "x"}]}},
         }))
         .unwrap();
@@ -137,6 +163,8 @@ mod tests {
         .unwrap();
         let info = service_info(&svc, &[&slice]);
         assert_eq!(info.key, "ns/web");
+        let ports: Vec<_> = info.ports.iter().map(|p| (p.protocol.as_str(), p.port, p.node_port)).collect();
+        assert_eq!(ports, [("tcp", 80, 30080), ("udp", 53, 30053)], "ports without a NodePort are skipped");
         assert_eq!(info.ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert!(info.servable_from("n1"), "serving counts");
         assert!(!info.servable_from("n2"), "not ready and not serving");

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 use ferrolb_crds::config::Config;
 
-pub use input::{Endpoint, NodeInfo, ServiceInfo, node_info, service_info};
+pub use input::{Endpoint, NodeInfo, ServiceInfo, ServicePort, node_info, service_info};
 pub use order::rank;
 
 /// The label that keeps a node from announcing anything.

@@ -58,6 +58,7 @@ fn svc(key: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> Servic
         local,
         labels: BTreeMap::new(),
         endpoints,
+        ports: Vec::new(),
     }
 }
 

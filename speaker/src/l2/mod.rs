@@ -1,0 +1,236 @@
+//! The Layer 2 shell around the [`Announcer`]: opens a raw socket pair (ARP, NDP) on
+//! each interface some owned address uses, joins the solicited-node groups of owned
+//! IPv6 addresses, answers on the receiving task (no hop through a channel, so the
+//! answer latency is one lock and one `send`), and sends the repeated announcements
+//! from a timer task.
+//!
+//! ```text
+//!   apply(owned, links) ──► State { Announcer, ports } ◄── reader task per socket ──► answer
+//!                                     ▲
+//!                    ticker task ─────┘ (repeated gratuitous announcements)
+//! ```
+
+mod socket;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::announcer::{Announcer, Counters, Interface, Schedule, Send};
+use crate::interfaces::Links;
+use crate::packet::{Mac, multicast_mac, solicited_node};
+pub use socket::{Kind, PacketSocket};
+
+/// What the Layer 2 side owns: address → interface names.
+pub type Owned = BTreeMap<IpAddr, BTreeSet<String>>;
+
+/// The running Layer 2 announcer.
+#[derive(Clone)]
+pub struct L2 {
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+}
+
+struct State {
+    announcer: Announcer,
+    ports: BTreeMap<String, Port>,
+    send_errors: u64,
+}
+
+/// The sockets of one interface.
+struct Port {
+    index: u32,
+    mac: Mac,
+    link_local: Option<std::net::Ipv6Addr>,
+    arp: Arc<PacketSocket>,
+    ndp: Arc<PacketSocket>,
+    groups: BTreeSet<Mac>,
+    readers: [AbortHandle; 2],
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+impl L2 {
+    /// Starts the announcer (its timer task runs until the process ends).
+    pub fn start(schedule: Schedule) -> Self {
+        let l2 = Self {
+            state: Arc::new(Mutex::new(State {
+                announcer: Announcer::new(schedule),
+                ports: BTreeMap::new(),
+                send_errors: 0,
+            })),
+            wake: Arc::new(Notify::new()),
+        };
+        tokio::spawn(l2.clone().ticker());
+        l2
+    }
+
+    /// Announces `owned` on the interfaces of `links`: opens and closes sockets, joins
+    /// groups, and sends the announcements of newly owned addresses at once.
+    pub fn apply(&self, owned: &Owned, links: &Links) {
+        let mut state = self.lock();
+        let wanted: BTreeSet<&String> = owned.values().flatten().collect();
+        state.ports.retain(|name, port| {
+            wanted.contains(name)
+                && links
+                    .by_name(name)
+                    .is_some_and(|l| l.index == port.index && l.mac == Some(port.mac))
+        });
+        for name in wanted {
+            let Some(link) = links.by_name(name) else { continue };
+            let Some(mac) = link.mac else { continue };
+            if let Some(port) = state.ports.get_mut(name.as_str()) {
+                port.link_local = links.link_local(link.index);
+                continue;
+            }
+            match self.open(name, link.index, mac, links.link_local(link.index)) {
+                Ok(port) => {
+                    tracing::info!(interface = %name, index = link.index, %mac, "listening for ARP and NDP");
+                    state.ports.insert(name.clone(), port);
+                }
+                Err(err) => tracing::error!(interface = %name, error = %err, "cannot open raw sockets"),
+            }
+        }
+        let interfaces = state
+            .ports
+            .iter()
+            .map(|(name, p)| Interface {
+                name: name.clone(),
+                mac: p.mac,
+                link_local: p.link_local,
+            })
+            .collect();
+        let now = Instant::now();
+        let mut out = state.announcer.set_interfaces(interfaces, now);
+        out.extend(state.announcer.set_owned(owned.clone(), now));
+        state.join_groups(owned);
+        state.send(&out);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Announces every owned address again (see [`Announcer::reannounce`]).
+    pub fn reannounce(&self) {
+        let mut state = self.lock();
+        let out = state.announcer.reannounce(Instant::now());
+        state.send(&out);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The announcer's counters and the frames that could not be sent.
+    pub fn counters(&self) -> (Counters, u64) {
+        let state = self.lock();
+        (state.announcer.counters().clone(), state.send_errors)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not stop the answers: the state stays consistent
+        // between calls, so a poisoned lock is taken over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(&self, name: &str, index: u32, mac: Mac, link_local: Option<std::net::Ipv6Addr>) -> std::io::Result<Port> {
+        let arp = Arc::new(PacketSocket::open(index, Kind::Arp)?);
+        let ndp = Arc::new(PacketSocket::open(index, Kind::Ndp)?);
+        let readers = [arp.clone(), ndp.clone()].map(|socket| {
+            tokio::spawn(self.clone().read(name.to_string(), socket)).abort_handle()
+        });
+        Ok(Port {
+            index,
+            mac,
+            link_local,
+            arp,
+            ndp,
+            groups: BTreeSet::new(),
+            readers,
+        })
+    }
+
+    async fn read(self, name: String, socket: Arc<PacketSocket>) {
+        let mut buf = [0u8; 1600];
+        loop {
+            match socket.recv(&mut buf).await {
+                Ok(n) => {
+                    let mut state = self.lock();
+                    if let Some(answer) = state.announcer.receive(&name, &buf[..n]) {
+                        state.send(&[answer]);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(interface = %name, error = %err, "raw socket receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn ticker(self) {
+        loop {
+            let deadline = self.lock().announcer.next_deadline();
+            let wake = self.wake.notified();
+            match deadline {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = wake => continue,
+                    }
+                }
+                None => {
+                    wake.await;
+                    continue;
+                }
+            }
+            let mut state = self.lock();
+            let out = state.announcer.tick(Instant::now());
+            state.send(&out);
+        }
+    }
+}
+
+impl State {
+    fn send(&mut self, frames: &[Send]) {
+        for frame in frames {
+            let Some(port) = self.ports.get(&frame.interface) else { continue };
+            if let Err(err) = port.arp.send(&frame.bytes) {
+                self.send_errors += 1;
+                tracing::debug!(interface = %frame.interface, error = %err, "send failed");
+            }
+        }
+    }
+
+    /// Joins the solicited-node group of every owned IPv6 address on its interfaces
+    /// and leaves the groups no owned address needs.
+    fn join_groups(&mut self, owned: &Owned) {
+        let mut wanted: BTreeMap<&str, BTreeSet<Mac>> = BTreeMap::new();
+        for (ip, names) in owned {
+            if let IpAddr::V6(v6) = ip {
+                for name in names {
+                    wanted.entry(name).or_default().insert(multicast_mac(solicited_node(*v6)));
+                }
+            }
+        }
+        for (name, port) in &mut self.ports {
+            let want = wanted.remove(name.as_str()).unwrap_or_default();
+            for mac in want.difference(&port.groups) {
+                if let Err(err) = port.ndp.join(port.index, *mac) {
+                    tracing::warn!(interface = %name, group = %mac, error = %err, "cannot join multicast group");
+                }
+            }
+            for mac in port.groups.difference(&want) {
+                let _ = port.ndp.leave(port.index, *mac);
+            }
+            port.groups = want;
+        }
+    }
+}

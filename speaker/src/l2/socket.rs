@@ -1,0 +1,185 @@
+//! Raw Ethernet I/O: one AF_PACKET socket per interface and protocol, bound to the
+//! interface's index, never promiscuous. The ARP socket receives only ARP; the NDP
+//! socket receives IPv6 but a kernel filter passes only ICMPv6 Neighbor Solicitations,
+//! so a busy node's IPv6 traffic never wakes the speaker.
+//!
+//! The only unsafe code of the speaker lives here: the socket calls libc offers and
+//! no maintained crate wraps for AF_PACKET with a filter.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::packet::{ETHERTYPE_ARP, ETHERTYPE_IPV6, Mac};
+
+/// Which frames a socket receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// ARP.
+    Arp,
+    /// ICMPv6 Neighbor Solicitations.
+    Ndp,
+}
+
+/// `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): our own frames are not looped back to us.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+/// A non-blocking AF_PACKET socket bound to one interface.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl PacketSocket {
+    /// Opens a socket for `kind` on the interface with index `ifindex`.
+    pub fn open(ifindex: u32, kind: Kind) -> io::Result<Self> {
+        let protocol = match kind {
+            Kind::Arp => ETHERTYPE_ARP,
+            Kind::Ndp => ETHERTYPE_IPV6,
+        }
+        .to_be();
+        // SAFETY: plain syscall; the result is checked before it is owned.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::c_int::from(protocol),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if kind == Kind::Ndp {
+            attach_filter(&fd, &NEIGHBOR_SOLICITATIONS)?;
+        }
+        set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+        let addr = link_addr(ifindex, protocol, Mac::ZERO);
+        // SAFETY: `addr` is a valid sockaddr_ll and its size is passed.
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        // SAFETY: an OwnedFd always returns the descriptor it owns, open until dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
+        Ok(Self { fd })
+    }
+
+    /// Receives frames with destination `mac` too (a multicast group's MAC).
+    pub fn join(&self, ifindex: u32, mac: Mac) -> io::Result<()> {
+        self.membership(ifindex, mac, libc::PACKET_ADD_MEMBERSHIP)
+    }
+
+    /// Stops receiving frames for `mac`.
+    pub fn leave(&self, ifindex: u32, mac: Mac) -> io::Result<()> {
+        self.membership(ifindex, mac, libc::PACKET_DROP_MEMBERSHIP)
+    }
+
+    fn membership(&self, ifindex: u32, mac: Mac, op: libc::c_int) -> io::Result<()> {
+        let mut mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as libc::c_int,
+            mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
+            mr_alen: 6,
+            mr_address: [0; 8],
+        };
+        mreq.mr_address[..6].copy_from_slice(&mac.0);
+        // SAFETY: `mreq` is a valid packet_mreq and its size is passed.
+        check(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                op,
+                (&raw const mreq).cast(),
+                size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        })
+    }
+
+    /// Receives one frame into `buf` (longer frames are truncated), returning its length.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd
+            .async_io(Interest::READABLE, |fd| {
+                // SAFETY: `buf` is valid for `buf.len()` bytes.
+                let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+            })
+            .await
+    }
+
+    /// Sends one whole Ethernet frame; a full queue is an error (the caller counts it).
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: `frame` is valid for `frame.len()` bytes.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+}
+
+fn link_addr(ifindex: u32, protocol_be: u16, mac: Mac) -> libc::sockaddr_ll {
+    let mut addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as libc::c_ushort,
+        sll_protocol: protocol_be,
+        sll_ifindex: ifindex as libc::c_int,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [0; 8],
+    };
+    addr.sll_addr[..6].copy_from_slice(&mac.0);
+    addr
+}
+
+/// Classic BPF: IPv6 next header ICMPv6 (offset 20) and ICMPv6 type 135 (offset 54).
+/// Solicitations with extension headers are not passed; RFC 4861 senders use none.
+const NEIGHBOR_SOLICITATIONS: [libc::sock_filter; 6] = [
+    bpf(0x30, 0, 0, 20),      // ldb [20]
+    bpf(0x15, 0, 3, 58),      // jeq #58, next, drop
+    bpf(0x30, 0, 0, 54),      // ldb [54]
+    bpf(0x15, 0, 1, 135),     // jeq #135, accept, drop
+    bpf(0x06, 0, 0, 0xffff),  // ret #65535
+    bpf(0x06, 0, 0, 0),       // ret #0
+];
+
+const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+fn attach_filter(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies it.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&raw const prog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+}
+
+fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int and its size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}

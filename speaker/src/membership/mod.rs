@@ -1,0 +1,412 @@
+//! Which speakers are alive, learned from the speakers themselves: SWIM gossip (foca,
+//! sans-IO) over UDP, sealed with an optional shared key. Independent of the API server
+//! and fast: with the default profile a dead node is declared down in about 200–300 ms.
+//!
+//! ```text
+//!   UDP socket ──open──► foca ◄── timers (heap, delivered in order)
+//!        ▲                 │ notifications ──► live set (watch channel) ──► planner
+//!        └──seal── to_send ┘
+//!   seeds (Node addresses from the API) ──► announce to those not yet members
+//! ```
+//!
+//! A restarted speaker joins with a higher generation (its start time), so the
+//! cluster takes it at once instead of ignoring the identity it declared down.
+//!
+//! Speaker death is not node death. When gossip declares a member down, a TCP connect
+//! to its gossip port tells which: a live kernel refuses at once (the speaker process is
+//! gone but the node, its ARP caches in clients and its steering rules still carry the
+//! traffic), a dead node or link does not answer. A refusing node stays in the live set
+//! for a grace period (re-probed meanwhile), so a restarted speaker takes its addresses
+//! back without any flap; a silent one is dropped at once. A speaker stopping on purpose
+//! says goodbye first, so its addresses move at once.
+
+mod seal;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PeriodicParams, PostcardCodec, Timer};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use seal::Sealer;
+
+/// A speaker's identity in the gossip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its node's name.
+    pub name: String,
+    /// Where its gossip socket listens.
+    pub addr: SocketAddr,
+    /// Larger on every start and every rejoin.
+    pub generation: u64,
+}
+
+impl foca::Identity for Member {
+    type Addr = SocketAddr;
+
+    fn renew(&self) -> Option<Self> {
+        Some(Self {
+            generation: self.generation + 1,
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.generation > adversary.generation
+    }
+}
+
+/// Failure-detection timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Death noticed in about 200–300 ms on a LAN.
+    Default,
+    /// Death noticed in about 50 ms; needs an idle, low-latency LAN.
+    Fast,
+    /// foca's LAN defaults (seconds): for busy or lossy networks.
+    Relaxed,
+}
+
+impl Profile {
+    /// The foca configuration for `members` expected members.
+    pub fn config(self, members: u32) -> Config {
+        let lan = Config::new_lan(NonZeroU32::new(members.max(1)).expect("at least one"));
+        let every = |ms: u64, n: usize| {
+            Some(PeriodicParams {
+                frequency: Duration::from_millis(ms),
+                num_members: NonZeroUsize::new(n).expect("positive"),
+            })
+        };
+        let (period, rtt, suspect, gossip) = match self {
+            Profile::Default => (80, 30, 100, 30),
+            Profile::Fast => (16, 6, 16, 8),
+            Profile::Relaxed => return Config { notify_down_members: true, remove_down_after: Some(Duration::from_secs(600)), ..lan },
+        };
+        Config {
+            probe_period: Duration::from_millis(period),
+            probe_rtt: Duration::from_millis(rtt),
+            suspect_to_down_after: Duration::from_millis(suspect),
+            periodic_gossip: every(gossip, 3),
+            periodic_announce: every(5_000, 1),
+            periodic_announce_to_down_members: every(1_000, 2),
+            // Down members are remembered so a returning one is told to rejoin.
+            notify_down_members: true,
+            remove_down_after: Some(Duration::from_secs(600)),
+            max_packet_size: NonZeroUsize::new(1300).expect("positive"),
+            ..lan
+        }
+    }
+}
+
+/// How to run the gossip.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This node's name.
+    pub name: String,
+    /// The address peers reach this speaker at (its node address and the port).
+    pub advertise: SocketAddr,
+    /// The address to bind.
+    pub bind: SocketAddr,
+    /// Timing.
+    pub profile: Profile,
+    /// Packet protection.
+    pub sealer: Sealer,
+    /// How long a node whose speaker died but whose kernel answers keeps its addresses.
+    pub grace: Duration,
+    /// How long to wait for the kernel's answer when probing a member declared down.
+    pub probe_timeout: Duration,
+}
+
+/// Counters for the metrics and the traffic benchmark.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Packets sent.
+    pub sent_packets: AtomicU64,
+    /// Bytes sent (UDP payload).
+    pub sent_bytes: AtomicU64,
+    /// Packets received and accepted.
+    pub received_packets: AtomicU64,
+    /// Packets received that did not open (wrong key, garbage) or foca refused.
+    pub rejected_packets: AtomicU64,
+    /// Members declared down.
+    pub failures: AtomicU64,
+}
+
+/// The running gossip.
+#[derive(Debug)]
+pub struct Membership {
+    /// Names of the live speakers, this one included.
+    pub live: watch::Receiver<BTreeSet<String>>,
+    /// Counters.
+    pub counters: Arc<Counters>,
+    commands: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Seeds(Vec<SocketAddr>),
+    Leave(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Sent (sealed) to every member by a speaker stopping on purpose; never valid foca data.
+const GOODBYE: &[u8] = b"\xffferrolb-goodbye:";
+
+/// What a probe of a member declared down found.
+struct Probed {
+    member: Member,
+    /// The kernel refused the connection: the node lives.
+    kernel_alive: bool,
+}
+
+/// Members declared down whose node answered (or is being probed): name → (member,
+/// grace deadline). They stay in the live set meanwhile.
+type Lingering = std::collections::BTreeMap<String, (Member, Instant)>;
+
+/// How often a lingering member is probed again.
+const REPROBE: Duration = Duration::from_millis(250);
+
+/// Probes a member's node: a TCP connect to its gossip port (nobody listens there).
+async fn probe(member: Member, timeout: Duration, results: mpsc::Sender<Probed>) {
+    let kernel_alive = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(member.addr)).await {
+        Ok(Err(err)) => err.kind() == std::io::ErrorKind::ConnectionRefused,
+        Ok(Ok(_)) => true,
+        Err(_) => false,
+    };
+    let _ = results.send(Probed { member, kernel_alive }).await;
+}
+
+impl Membership {
+    /// Binds the socket and starts the gossip task.
+    pub async fn start(options: Options) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(options.bind).await?;
+        let (live_tx, live) = watch::channel(BTreeSet::from([options.name.clone()]));
+        let (commands, rx) = mpsc::channel(16);
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(drive(options, socket, live_tx, rx, counters.clone()));
+        Ok(Self { live, counters, commands })
+    }
+
+    /// Sets the addresses of the other speakers to join (from the Nodes).
+    pub async fn seeds(&self, seeds: Vec<SocketAddr>) {
+        let _ = self.commands.send(Command::Seeds(seeds)).await;
+    }
+
+    /// Tells the others this speaker leaves, so they take over at once.
+    pub async fn leave(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), rx).await;
+        }
+    }
+}
+
+/// How often seeds that are not members yet are announced to.
+const SEED_RETRY: Duration = Duration::from_secs(1);
+
+async fn drive(
+    options: Options,
+    socket: UdpSocket,
+    live: watch::Sender<BTreeSet<String>>,
+    mut commands: mpsc::Receiver<Command>,
+    counters: Arc<Counters>,
+) {
+    let generation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let me = Member {
+        name: options.name.clone(),
+        addr: options.advertise,
+        generation,
+    };
+    let config = options.profile.config(8);
+    let mut buf = vec![0u8; 2048];
+    let rng: StdRng = rand::make_rng();
+    let mut foca = Foca::new(me, config, rng, PostcardCodec);
+    let mut runtime = AccumulatingRuntime::new();
+    let mut timers: BinaryHeap<Reverse<(Instant, Timer<Member>)>> = BinaryHeap::new();
+    let mut seeds: Vec<SocketAddr> = Vec::new();
+    let mut next_seeding = Instant::now();
+    let mut leaving: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let (probed_tx, mut probed) = mpsc::channel::<Probed>(16);
+    let mut lingering = Lingering::new();
+    let mut said_goodbye: BTreeSet<String> = BTreeSet::new();
+    let mut next_reprobe = Instant::now() + REPROBE;
+    loop {
+        let next_timer = timers.peek().map(|Reverse((at, _))| *at);
+        let mut wake = next_timer.map_or(next_seeding, |t| t.min(next_seeding));
+        if !lingering.is_empty() {
+            wake = wake.min(next_reprobe);
+        }
+        let mut changed = false;
+        let result = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, _)) => match options.sealer.open(&buf[..n]) {
+                    Some(data) if data.starts_with(GOODBYE) => {
+                        let name = String::from_utf8_lossy(&data[GOODBYE.len()..]).into_owned();
+                        tracing::info!(member = %name, "speaker leaving");
+                        changed |= lingering.remove(&name).is_some();
+                        said_goodbye.insert(name);
+                        Ok(())
+                    }
+                    Some(data) => {
+                        counters.received_packets.fetch_add(1, Ordering::Relaxed);
+                        foca.handle_data(&data, &mut runtime)
+                    }
+                    None => {
+                        counters.rejected_packets.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                },
+                Err(err) => {
+                    tracing::debug!(error = %err, "gossip receive failed");
+                    Ok(())
+                }
+            },
+            Some(result) = probed.recv() => {
+                let name = &result.member.name;
+                if !lingering.contains_key(name) {
+                    // Back in the gossip, said goodbye or out of grace meanwhile.
+                } else if result.kernel_alive {
+                    tracing::debug!(member = %name, "node of a down speaker answers: its addresses stay");
+                } else {
+                    tracing::warn!(member = %name, "node does not answer: its addresses move");
+                    lingering.remove(name);
+                    changed = true;
+                }
+                Ok(())
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = Instant::now();
+                if next_timer.is_some_and(|t| t <= now) {
+                    let Reverse((_, timer)) = timers.pop().expect("peeked");
+                    foca.handle_timer(timer, &mut runtime)
+                } else if !lingering.is_empty() && next_reprobe <= now {
+                    next_reprobe = now + REPROBE;
+                    let before = lingering.len();
+                    lingering.retain(|name, (_, deadline)| {
+                        let keep = *deadline > now;
+                        if !keep {
+                            tracing::warn!(member = %name, "grace over: its addresses move");
+                        }
+                        keep
+                    });
+                    changed |= lingering.len() != before;
+                    for (member, _) in lingering.values() {
+                        tokio::spawn(probe(member.clone(), options.probe_timeout, probed_tx.clone()));
+                    }
+                    Ok(())
+                } else {
+                    next_seeding = Instant::now() + SEED_RETRY;
+                    announce_to_strangers(&mut foca, &seeds, &mut runtime);
+                    Ok(())
+                }
+            }
+            command = commands.recv() => match command {
+                Some(Command::Seeds(list)) => {
+                    seeds = list;
+                    announce_to_strangers(&mut foca, &seeds, &mut runtime);
+                    Ok(())
+                }
+                Some(Command::Leave(done)) => {
+                    let mut goodbye = GOODBYE.to_vec();
+                    goodbye.extend_from_slice(options.name.as_bytes());
+                    let packet = options.sealer.seal(&goodbye);
+                    for member in foca.iter_members() {
+                        let _ = socket.send_to(&packet, member.id().addr).await;
+                    }
+                    leaving = Some(done);
+                    foca.leave_cluster(&mut runtime)
+                }
+                None => return,
+            },
+        };
+        if let Err(err) = result {
+            counters.rejected_packets.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %err, "gossip input refused");
+        }
+        while let Some((to, data)) = runtime.to_send() {
+            let packet = options.sealer.seal(&data);
+            if socket.send_to(&packet, to.addr).await.is_ok() {
+                counters.sent_packets.fetch_add(1, Ordering::Relaxed);
+                counters.sent_bytes.fetch_add(packet.len() as u64, Ordering::Relaxed);
+            }
+        }
+        if let Some(done) = leaving.take() {
+            let _ = done.send(());
+            return;
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = runtime.to_schedule() {
+            timers.push(Reverse((now + after, timer)));
+        }
+        while let Some(notification) = runtime.to_notify() {
+            match notification {
+                OwnedNotification::MemberUp(m) => {
+                    tracing::info!(member = %m.name, addr = %m.addr, "speaker joined");
+                    lingering.remove(&m.name);
+                    said_goodbye.remove(&m.name);
+                    changed = true;
+                }
+                OwnedNotification::MemberDown(m) => {
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(member = %m.name, addr = %m.addr, "speaker down");
+                    if !said_goodbye.contains(&m.name) && !options.grace.is_zero() {
+                        // Kept live until the probe tells the node is gone too.
+                        lingering.insert(m.name.clone(), (m.clone(), Instant::now() + options.grace));
+                        tokio::spawn(probe(m, options.probe_timeout, probed_tx.clone()));
+                    }
+                    changed = true;
+                }
+                OwnedNotification::Rename(_, m) | OwnedNotification::Rejoin(m) => {
+                    tracing::info!(member = %m.name, generation = m.generation, "speaker rejoined");
+                    lingering.remove(&m.name);
+                    said_goodbye.remove(&m.name);
+                    changed = true;
+                }
+                other => tracing::debug!(?other, "gossip"),
+            }
+        }
+        if changed {
+            let mut names: BTreeSet<String> = foca.iter_members().map(|m| m.id().name.clone()).collect();
+            names.extend(lingering.keys().cloned());
+            names.insert(options.name.clone());
+            live.send_if_modified(|old| std::mem::replace(old, names.clone()) != names);
+        }
+    }
+}
+
+/// Announces this speaker to every seed address that is not a member yet.
+fn announce_to_strangers(
+    foca: &mut Foca<Member, PostcardCodec, StdRng, foca::NoCustomBroadcast>,
+    seeds: &[SocketAddr],
+    runtime: &mut AccumulatingRuntime<Member>,
+) {
+    let known: BTreeSet<SocketAddr> = foca
+        .iter_members()
+        .map(|m| m.id().addr)
+        .chain([foca.identity().addr])
+        .collect();
+    for addr in seeds.iter().filter(|a| !known.contains(a)) {
+        let stranger = Member {
+            name: String::new(),
+            addr: *addr,
+            generation: 0,
+        };
+        if let Err(err) = foca.announce(stranger, &mut *runtime) {
+            tracing::debug!(%addr, error = %err, "announce failed");
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints. Counters
+//! kept by the announcer and the gossip are copied in at each scrape.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::l2::L2;
+use crate::membership::Counters as GossipCounters;
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric of the speaker.
+pub struct Metrics {
+    registry: Registry,
+    announced: Family<Labels, Gauge>,
+    frames: Family<Labels, Counter>,
+    members: Gauge,
+    member_failures: Counter,
+    gossip_packets: Family<Labels, Counter>,
+    gossip_bytes: Counter,
+    announcer_changes: Counter,
+    sources: std::sync::Mutex<Sources>,
+    /// Readiness: true once the first plan is applied.
+    pub ready: AtomicBool,
+}
+
+#[derive(Default)]
+struct Sources {
+    l2: Option<L2>,
+    gossip: Option<Arc<GossipCounters>>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("ferrolb_speaker");
+        let announced = Family::<Labels, Gauge>::default();
+        let frames = Family::<Labels, Counter>::default();
+        let members = Gauge::default();
+        let member_failures = Counter::default();
+        let gossip_packets = Family::<Labels, Counter>::default();
+        let gossip_bytes = Counter::default();
+        let announcer_changes = Counter::default();
+        registry.register("announced_addresses", "Addresses this node announces, by family", announced.clone());
+        registry.register(
+            "layer2_frames",
+            "ARP/NDP frames by kind: arp_answered, ndp_answered, gratuitous, not_ours, dropped, conflicts, send_errors",
+            frames.clone(),
+        );
+        registry.register("members", "Live speakers this one knows, itself included", members.clone());
+        registry.register("member_failures", "Speakers declared down", member_failures.clone());
+        registry.register("gossip_packets", "Gossip packets by direction: sent, received, rejected", gossip_packets.clone());
+        registry.register("gossip_sent_bytes", "Gossip bytes sent", gossip_bytes.clone());
+        registry.register(
+            "announcer_changes",
+            "Addresses this node started or stopped announcing",
+            announcer_changes.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            announced,
+            frames,
+            members,
+            member_failures,
+            gossip_packets,
+            gossip_bytes,
+            announcer_changes,
+            sources: Default::default(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Where the scrape copies counters from.
+    pub fn attach(&self, l2: L2, gossip: Option<Arc<GossipCounters>>) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.l2 = Some(l2);
+        sources.gossip = gossip;
+    }
+
+    /// Records the current plan's size and membership.
+    pub fn set_plan(&self, v4: usize, v6: usize, members: usize, changes: u64) {
+        for (family, n) in [("ipv4", v4), ("ipv6", v6)] {
+            self.announced
+                .get_or_create(&vec![("family".into(), family.into())])
+                .set(n as i64);
+        }
+        self.members.set(members as i64);
+        self.announcer_changes.inc_by(changes);
+    }
+
+    fn render(&self) -> String {
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l2) = &sources.l2 {
+            let (c, send_errors) = l2.counters();
+            for (kind, value) in [
+                ("arp_answered", c.arp_answered),
+                ("ndp_answered", c.ndp_answered),
+                ("gratuitous", c.gratuitous),
+                ("not_ours", c.not_ours),
+                ("dropped", c.dropped),
+                ("conflicts", c.conflicts),
+                ("send_errors", send_errors),
+            ] {
+                catch_up(&self.frames.get_or_create(&vec![("kind".into(), kind.into())]), value);
+            }
+        }
+        if let Some(g) = &sources.gossip {
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            for (direction, value) in [
+                ("sent", load(&g.sent_packets)),
+                ("received", load(&g.received_packets)),
+                ("rejected", load(&g.rejected_packets)),
+            ] {
+                catch_up(&self.gossip_packets.get_or_create(&vec![("direction".into(), direction.into())]), value);
+            }
+            catch_up(&self.gossip_bytes, load(&g.sent_bytes));
+            catch_up(&self.member_failures, load(&g.failures));
+        }
+        drop(sources);
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Raises a counter to a total kept elsewhere.
+fn catch_up(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+/// Serves the endpoints on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move { m.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                if m.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! The running speaker: watches feed stores; every change (API, gossip, links) leads to
+//! one fresh plan, which the Layer 2 shell, the dataplane and the status writer apply.
+//!
+//! ```text
+//!   watches (Services, EndpointSlices, Nodes, pools, L2Advertisements) ─┐
+//!   gossip live set ─────────────────────────────────────────────────────┼─► plan ─► L2 (ARP/NDP)
+//!   netlink links/addresses ─────────────────────────────────────────────┘     ├──► nftables + lo
+//!                                                                              ├──► ServiceL2Status
+//!                                                                              └──► Events
+//! ```
+//!
+//! Every speaker computes the same plan, so no speaker asks another who announces what.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ferrolb_crds::api::{IPAddressPool, L2Advertisement};
+use ferrolb_crds::config::{self, Objects};
+use ferrolb_crds::service::ServiceEvent;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::announcer::Schedule;
+use crate::dataplane::{Nftables, Steer};
+use crate::interfaces::Links;
+use crate::l2::{L2, Owned};
+use crate::membership::Membership;
+use crate::metrics::Metrics;
+use crate::netlink::Loopback;
+use crate::planner::{self, Input, Plan, ServiceInfo};
+use crate::status;
+
+/// How the speaker runs.
+pub struct Options {
+    /// This node's name.
+    pub node: String,
+    /// FerroLB's namespace (pools, advertisements, ServiceL2Status).
+    pub namespace: String,
+    /// Interface patterns never used by default.
+    pub excludes: Vec<String>,
+    /// Steer VIP traffic to NodePorts with nftables (and put VIPs on lo).
+    pub dataplane: bool,
+    /// The gossip, if enabled; `None`: liveness from Node readiness alone.
+    pub membership: Option<Membership>,
+    /// Port of the other speakers' gossip (seeds are Node addresses with it).
+    pub gossip_port: u16,
+    /// With gossip isolated this long while other nodes are Ready, use Node readiness.
+    pub fallback_after: Duration,
+    /// Repetition of gratuitous announcements.
+    pub schedule: Schedule,
+}
+
+/// The stores the watches fill.
+struct Stores {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    nodes: Store<Node>,
+    pools: Store<IPAddressPool>,
+    ads: Store<L2Advertisement>,
+}
+
+/// Runs until `stop` turns true; then says goodbye and removes what it installed.
+pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let dirty = Arc::new(Notify::new());
+    let stores = Stores {
+        services: watch_into(Api::all(client.clone()), &dirty),
+        slices: watch_into(Api::all(client.clone()), &dirty),
+        nodes: watch_into(Api::all(client.clone()), &dirty),
+        pools: watch_into(Api::namespaced(client.clone(), &options.namespace), &dirty),
+        ads: watch_into(Api::namespaced(client.clone(), &options.namespace), &dirty),
+    };
+    let (links_tx, mut links) = watch::channel(Links::default());
+    tokio::spawn(async move {
+        if let Err(err) = crate::netlink::follow(links_tx).await {
+            tracing::error!(error = %err, "lost track of the node's links");
+        }
+    });
+    let l2 = L2::start(options.schedule);
+    metrics.attach(l2.clone(), options.membership.as_ref().map(|m| m.counters.clone()));
+    let (status_tx, status_rx) = watch::channel(status::Desired::new());
+    tokio::spawn(status::write_statuses(client.clone(), options.namespace.clone(), options.node.clone(), status_rx));
+    let (event_tx, event_rx) = mpsc::channel(1024);
+    tokio::spawn(status::write_events(client.clone(), options.node.clone(), event_rx));
+    let mut steering = if options.dataplane {
+        Some((Nftables::default(), Loopback::open().await?))
+    } else {
+        None
+    };
+
+    tracing::info!(node = %options.node, "waiting for the initial lists");
+    for ready in [
+        stores.services.wait_until_ready().await.is_ok(),
+        stores.slices.wait_until_ready().await.is_ok(),
+        stores.nodes.wait_until_ready().await.is_ok(),
+        stores.pools.wait_until_ready().await.is_ok(),
+        stores.ads.wait_until_ready().await.is_ok(),
+    ] {
+        anyhow::ensure!(ready, "a watch ended before its first list");
+    }
+    let mut live_rx = options.membership.as_ref().map(|m| m.live.clone());
+    let started = Instant::now();
+    let mut isolated_since: Option<Instant> = None;
+    let mut state = State::default();
+    loop {
+        let live = match &mut live_rx {
+            Some(rx) => rx.borrow_and_update().clone(),
+            None => BTreeSet::new(),
+        };
+        let nodes: Vec<planner::NodeInfo> = stores.nodes.state().iter().map(|n| planner::node_info(n)).collect();
+        if let Some(m) = &options.membership {
+            m.seeds(seeds(&stores.nodes.state(), &options.node, options.gossip_port)).await;
+        }
+        // Before the gossip has had a chance to find the others, a speaker alone would
+        // claim every address: wait, then fall back to Node readiness if still alone.
+        let alone = live.len() <= 1 && nodes.iter().any(|n| n.ready && n.name != options.node);
+        isolated_since = if alone { isolated_since.or(Some(Instant::now())) } else { None };
+        let live = match (&options.membership, isolated_since) {
+            (None, _) => ready_nodes(&nodes),
+            (Some(_), Some(since)) if since.elapsed() >= options.fallback_after => {
+                if !state.fallback {
+                    tracing::warn!("no other speaker reachable by gossip: using Node readiness");
+                }
+                state.fallback = true;
+                ready_nodes(&nodes)
+            }
+            (Some(_), Some(_)) if started.elapsed() < options.fallback_after && !state.planned => {
+                wait(&dirty, &mut links, &mut live_rx, &mut stop, Some(options.fallback_after / 5)).await;
+                if *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+            _ => {
+                state.fallback = false;
+                live
+            }
+        };
+        let links_now = links.borrow_and_update().clone();
+        let plan = plan(&stores, &options.namespace, &nodes, &live);
+        let services: BTreeMap<String, ServiceInfo> = services(&stores).into_iter().map(|s| (s.key.clone(), s)).collect();
+        state.apply(&options, &plan, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx);
+        if let Some((nft, lo)) = &mut steering {
+            let (rules, vips) = steering_rules(&options.node, &plan, &services, &stores.nodes.state(), &links_now, &state.owned);
+            if let Err(err) = nft.apply(&rules).await {
+                tracing::error!(error = %err, "cannot write the nftables steering");
+            }
+            lo.set(&vips).await;
+        }
+        metrics.ready.store(true, Ordering::Relaxed);
+        let woke = wait(&dirty, &mut links, &mut live_rx, &mut stop, isolated_since.map(|_| options.fallback_after / 5)).await;
+        if *stop.borrow() {
+            break;
+        }
+        if woke == Woke::Gossip {
+            state.members_changed = true;
+        }
+    }
+    tracing::info!("stopping: leaving the gossip and withdrawing");
+    if let Some(m) = options.membership.take() {
+        m.leave().await;
+    }
+    l2.apply(&Owned::new(), &Links::default());
+    if let Some((nft, lo)) = &mut steering {
+        if let Err(err) = nft.remove().await {
+            tracing::warn!(error = %err, "cannot remove the nftables table");
+        }
+        lo.set(&BTreeSet::new()).await;
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    Api,
+    Links,
+    Gossip,
+    Timer,
+    Stop,
+}
+
+async fn wait(
+    dirty: &Notify,
+    links: &mut watch::Receiver<Links>,
+    live: &mut Option<watch::Receiver<BTreeSet<String>>>,
+    stop: &mut watch::Receiver<bool>,
+    timer: Option<Duration>,
+) -> Woke {
+    let gossip = async {
+        match live {
+            Some(rx) => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let woke = tokio::select! {
+        biased;
+        _ = stop.changed() => Woke::Stop,
+        _ = gossip => Woke::Gossip,
+        _ = links.changed() => Woke::Links,
+        _ = dirty.notified() => Woke::Api,
+        _ = tokio::time::sleep(timer.unwrap_or(Duration::from_secs(3600))) => Woke::Timer,
+    };
+    if woke == Woke::Api {
+        // API changes come in bursts (a Service, then its status, then its slices):
+        // one plan for the burst.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    woke
+}
+
+/// Starts a watch of `api` into a store; every event wakes the planner.
+fn watch_into<K>(api: Api<K>, dirty: &Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            // Field-manager records are most of an object's size and never read.
+            .modify(|o| o.managed_fields_mut().clear()),
+    );
+    let dirty = dirty.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(err) = event {
+                tracing::debug!(error = %err, "watch error (retrying)");
+            }
+            dirty.notify_one();
+        }
+    });
+    reader
+}
+
+fn ready_nodes(nodes: &[planner::NodeInfo]) -> BTreeSet<String> {
+    nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect()
+}
+
+/// The gossip addresses of the other nodes (InternalIP, IPv4 first).
+fn seeds(nodes: &[Arc<Node>], me: &str, port: u16) -> Vec<SocketAddr> {
+    nodes
+        .iter()
+        .filter(|n| n.name_any() != me)
+        .filter_map(|n| node_ips(n).into_iter().min_by_key(|ip| ip.is_ipv6()))
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect()
+}
+
+/// A Node's InternalIP addresses.
+fn node_ips(node: &Node) -> Vec<IpAddr> {
+    node.status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+fn services(stores: &Stores) -> Vec<ServiceInfo> {
+    let mut slices: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> = BTreeMap::new();
+    for slice in stores.slices.state() {
+        if let Some(service) = slice.labels().get("kubernetes.io/service-name") {
+            slices
+                .entry((slice.namespace().unwrap_or_default(), service.clone()))
+                .or_default()
+                .push(slice.clone());
+        }
+    }
+    stores
+        .services
+        .state()
+        .iter()
+        .filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"))
+        .map(|s| {
+            let key = (s.namespace().unwrap_or_default(), s.name_any());
+            let own: Vec<&EndpointSlice> = slices.get(&key).into_iter().flatten().map(|a| a.as_ref()).collect();
+            planner::service_info(s, &own)
+        })
+        .filter(|s| !s.ips.is_empty())
+        .collect()
+}
+
+fn plan(stores: &Stores, namespace: &str, nodes: &[planner::NodeInfo], live: &BTreeSet<String>) -> Plan {
+    let objects = Objects {
+        pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
+        l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
+        nodes: stores.nodes.state().iter().map(|o| (**o).clone()).collect(),
+        ..Objects::default()
+    };
+    let outcome = config::build(namespace, &objects);
+    let services = services(stores);
+    planner::plan(Input {
+        config: &outcome.config,
+        services: &services,
+        nodes,
+        live,
+    })
+}
+
+/// What was applied last, to tell changes apart.
+#[derive(Default)]
+struct State {
+    planned: bool,
+    fallback: bool,
+    members_changed: bool,
+    owned: Owned,
+    /// Service → interfaces it is announced on, from this node.
+    announced: BTreeMap<String, Vec<String>>,
+    /// Services warned about, with the interfaces missing.
+    warned: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl State {
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        options: &Options,
+        plan: &Plan,
+        services: &BTreeMap<String, ServiceInfo>,
+        links: &Links,
+        l2: &L2,
+        events: &mpsc::Sender<ServiceEvent>,
+        metrics: &Metrics,
+        live: &BTreeSet<String>,
+        statuses: &watch::Sender<status::Desired>,
+    ) {
+        let mut owned = Owned::new();
+        let mut announced: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (ip, a) in plan.of_node(&options.node) {
+            let choice = links.choose(*ip, &a.interfaces, &options.excludes);
+            for service in &a.services {
+                announced
+                    .entry(service.clone())
+                    .or_default()
+                    .extend(choice.interfaces.iter().cloned());
+                if !choice.missing.is_empty() {
+                    missing.entry(service.clone()).or_default().extend(choice.missing.iter().cloned());
+                }
+            }
+            if !choice.interfaces.is_empty() {
+                owned.insert(*ip, choice.interfaces);
+            }
+        }
+        for list in announced.values_mut() {
+            list.sort();
+            list.dedup();
+        }
+        let changes = owned.keys().filter(|ip| !self.owned.contains_key(ip)).count()
+            + self.owned.keys().filter(|ip| !owned.contains_key(ip)).count();
+        l2.apply(&owned, links);
+        if std::mem::take(&mut self.members_changed) && !owned.is_empty() {
+            // A returning member may have announced our addresses while cut off
+            // (partition heal): the deterministic winner announces again.
+            l2.reannounce();
+        }
+        for (service, interfaces) in &announced {
+            if self.announced.contains_key(service) {
+                continue;
+            }
+            let ips: Vec<String> = services
+                .get(service)
+                .map(|s| s.ips.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            tracing::info!(%service, ips = ?ips, ?interfaces, "announcing");
+            event(events, service, false, "nodeAssigned", format!(
+                "announcing {} from node {} with protocol layer2 on {}",
+                ips.join(", "),
+                options.node,
+                if interfaces.is_empty() { "no interface".to_string() } else { interfaces.join(", ") }
+            ));
+        }
+        for service in self.announced.keys().filter(|s| !announced.contains_key(*s)) {
+            tracing::info!(%service, "no longer announcing");
+        }
+        for (service, names) in &missing {
+            if self.warned.get(service) != Some(names) {
+                let list: Vec<&str> = names.iter().map(String::as_str).collect();
+                event(events, service, true, "InterfacesMissing", format!(
+                    "node {} has none of the advertisement's interfaces {}",
+                    options.node,
+                    list.join(", ")
+                ));
+            }
+        }
+        self.warned = missing;
+        let desired: status::Desired = announced
+            .iter()
+            .map(|(service, interfaces)| status::record(&options.node, service, interfaces))
+            .collect();
+        statuses.send_if_modified(|old| std::mem::replace(old, desired.clone()) != desired);
+        let v4 = owned.keys().filter(|ip| ip.is_ipv4()).count();
+        metrics.set_plan(v4, owned.len() - v4, live.len(), changes as u64);
+        self.owned = owned;
+        self.announced = announced;
+        self.planned = true;
+    }
+}
+
+/// Queues an Event on a Service (dropped when the queue is full: Events are advice).
+fn event(events: &mpsc::Sender<ServiceEvent>, service: &str, warning: bool, reason: &'static str, message: String) {
+    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+    let event = ServiceEvent {
+        namespace: namespace.into(),
+        name: name.into(),
+        uid: None,
+        warning,
+        action: "Announce",
+        reason,
+        message,
+    };
+    if events.try_send(event).is_err() {
+        tracing::debug!(%service, "event queue full: Event dropped");
+    }
+}
+
+/// The dataplane's rules and the addresses for `lo`: every port with a NodePort of
+/// every Service this node announces, to the node's address of the VIP's family.
+fn steering_rules(
+    node: &str,
+    plan: &Plan,
+    services: &BTreeMap<String, ServiceInfo>,
+    nodes: &[Arc<Node>],
+    links: &Links,
+    owned: &Owned,
+) -> (BTreeSet<Steer>, BTreeSet<IpAddr>) {
+    let api_ips = nodes.iter().find(|n| n.name_any() == node).map(|n| node_ips(n)).unwrap_or_default();
+    let mut rules = BTreeSet::new();
+    for (ip, a) in plan.of_node(node) {
+        let Some(ifaces) = owned.get(ip) else { continue };
+        let node_ip = api_ips.iter().copied().find(|n| n.is_ipv4() == ip.is_ipv4()).or_else(|| {
+            ifaces
+                .iter()
+                .filter_map(|name| links.by_name(name))
+                .find_map(|l| links.primary(l.index, ip.is_ipv4()))
+        });
+        let Some(node_ip) = node_ip else { continue };
+        for port in a.services.iter().filter_map(|s| services.get(s)).flat_map(|s| &s.ports) {
+            rules.insert(Steer {
+                protocol: port.protocol.clone(),
+                vip: *ip,
+                port: port.port,
+                node: node_ip,
+                node_port: port.node_port,
+            });
+        }
+    }
+    (rules, owned.keys().copied().collect())
+}
