@@ -11,7 +11,7 @@
 //!   the interfaces they are owned on; count everything else and drop it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::packet::{Arp, ArpOp, Mac, NeighborAdvertisement, ParseError, Received, receive};
@@ -23,9 +23,6 @@ pub struct Interface {
     pub name: String,
     /// Its MAC address.
     pub mac: Mac,
-    /// Its IPv6 link-local address, the source of our Neighbor Advertisements (the
-    /// target address is used when it has none).
-    pub link_local: Option<Ipv6Addr>,
 }
 
 /// When to repeat the announcements of a newly owned address.
@@ -200,7 +197,7 @@ impl Announcer {
                     return None;
                 }
                 self.counters.ndp_answered += 1;
-                let from = iface.link_local.unwrap_or(ns.target);
+                let from = ns.target;
                 Some(Send {
                     interface: interface.into(),
                     bytes: ns.reply_from(iface.mac, from),
@@ -250,11 +247,7 @@ impl Announcer {
         };
         let frames = match ip {
             IpAddr::V4(v4) => Arp::gratuitous(v4, iface.mac).to_vec(),
-            IpAddr::V6(v6) => vec![NeighborAdvertisement::unsolicited(
-                v6,
-                iface.mac,
-                iface.link_local.unwrap_or(v6),
-            )],
+            IpAddr::V6(v6) => vec![NeighborAdvertisement::unsolicited(v6, iface.mac, v6)],
         };
         for bytes in frames {
             self.counters.gratuitous += 1;
@@ -272,7 +265,7 @@ fn before_or_now(owned: &BTreeMap<IpAddr, BTreeSet<String>>, ip: &IpAddr, name: 
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
     use crate::packet::{ETHERTYPE_ARP, Frame, NeighborSolicitation, frame, solicitation};
@@ -284,7 +277,6 @@ mod tests {
         Interface {
             name: "eth0".into(),
             mac: ME,
-            link_local: Some("fe80::1".parse().unwrap()),
         }
     }
 
@@ -341,7 +333,6 @@ mod tests {
         let eth1 = Interface {
             name: "eth1".into(),
             mac: Mac([0x02, 0, 0, 0, 0, 9]),
-            link_local: None,
         };
         a.set_interfaces(vec![eth0(), eth1], t0);
         a.set_owned(owned(&[("10.0.0.100", "eth0")]), t0);
@@ -371,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_solicitations_from_the_link_local_address() {
+    fn answers_solicitations_from_the_target_address() {
         let t0 = Instant::now();
         let mut a = Announcer::new(Schedule::default());
         a.set_interfaces(vec![eth0()], t0);
@@ -379,7 +370,7 @@ mod tests {
         let ns = solicitation(CLIENT, "fd00::2".parse().unwrap(), "fd00::100".parse().unwrap());
         let reply = a.receive("eth0", &ns).expect("an answer");
         let na = NeighborAdvertisement::parse(&Frame::parse(&reply.bytes).unwrap()).unwrap();
-        assert_eq!(na.src_ip, "fe80::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(na.src_ip, "fd00::100".parse::<Ipv6Addr>().unwrap());
         assert!(na.solicited);
         // Our own solicitations (looped back) are not answered.
         let own = solicitation(ME, "fd00::1".parse().unwrap(), "fd00::100".parse().unwrap());
@@ -415,6 +406,10 @@ mod tests {
         let intruder = Arp::gratuitous(Ipv4Addr::new(10, 0, 0, 100), CLIENT);
         assert!(a.receive("eth0", &intruder[0]).is_none());
         assert_eq!(a.counters().conflicts, 1);
-        assert_eq!(a.reannounce(t0).len(), 2, "the winner of a healed partition announces again");
+        assert_eq!(
+            a.reannounce(t0).len(),
+            2,
+            "the winner of a healed partition announces again"
+        );
     }
 }

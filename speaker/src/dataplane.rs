@@ -114,7 +114,9 @@ async fn run_nft(script: &str) -> Result<(), NftError> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(NftError::Refused(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+        Err(NftError::Refused(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ))
     }
 }
 

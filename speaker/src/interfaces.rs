@@ -17,8 +17,22 @@ use crate::packet::Mac;
 
 /// Interface name patterns skipped by default: `*` at the end matches any suffix.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
-    "lo", "docker*", "cni*", "veth*", "cali*", "flannel*", "kube-ipvs*", "cilium*", "vxlan*", "tunl*",
-    "weave*", "kube-bridge", "nodelocaldns", "lxc*", "virbr*", "br-*",
+    "lo",
+    "docker*",
+    "cni*",
+    "veth*",
+    "cali*",
+    "flannel*",
+    "kube-ipvs*",
+    "cilium*",
+    "vxlan*",
+    "tunl*",
+    "weave*",
+    "kube-bridge",
+    "nodelocaldns",
+    "lxc*",
+    "virbr*",
+    "br-*",
 ];
 
 /// A network link of the node.
@@ -64,21 +78,17 @@ impl Links {
         self.links.values().find(|l| l.name == name)
     }
 
-    /// The IPv6 link-local address of a link, if it has one.
-    pub fn link_local(&self, index: u32) -> Option<std::net::Ipv6Addr> {
-        self.addresses.get(&index)?.iter().find_map(|net| match net.addr() {
-            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
-            _ => None,
-        })
-    }
-
     /// The first address of `family`'s kind (v4 when `v4`) on a link, skipping
     /// link-local ones: the node address the dataplane steers to.
     pub fn primary(&self, index: u32, v4: bool) -> Option<IpAddr> {
-        self.addresses.get(&index)?.iter().map(|n| n.addr()).find(|a| match a {
-            IpAddr::V4(_) => v4,
-            IpAddr::V6(v6) => !v4 && !v6.is_unicast_link_local(),
-        })
+        self.addresses
+            .get(&index)?
+            .iter()
+            .map(|n| n.addr())
+            .find(|a| match a {
+                IpAddr::V4(_) => v4,
+                IpAddr::V6(v6) => !v4 && !v6.is_unicast_link_local(),
+            })
     }
 
     /// Chooses the interfaces for `ip`: the `listed` ones, or the default choice.
@@ -146,15 +156,24 @@ mod tests {
 
     fn links() -> Links {
         let mut l = Links::default();
-        for (i, name) in ["lo", "eth0", "eth1", "veth12", "bond-member", "tun0", "down0"].iter().enumerate() {
+        for (i, name) in ["lo", "eth0", "eth1", "veth12", "bond-member", "tun0", "down0"]
+            .iter()
+            .enumerate()
+        {
             l.links.insert(i as u32 + 1, link(i as u32 + 1, name));
         }
         l.links.get_mut(&1).unwrap().mac = None;
         l.links.get_mut(&5).unwrap().enslaved = true;
         l.links.get_mut(&6).unwrap().noarp = true;
         l.links.get_mut(&7).unwrap().up = false;
-        l.addresses.insert(2, vec!["10.0.0.2/24".parse().unwrap(), "fe80::1/64".parse().unwrap()]);
-        l.addresses.insert(3, vec!["10.1.0.2/24".parse().unwrap(), "fd00:1::2/64".parse().unwrap()]);
+        l.addresses.insert(
+            2,
+            vec!["10.0.0.2/24".parse().unwrap(), "fe80::1/64".parse().unwrap()],
+        );
+        l.addresses.insert(
+            3,
+            vec!["10.1.0.2/24".parse().unwrap(), "fd00:1::2/64".parse().unwrap()],
+        );
         l.addresses.insert(4, vec!["10.0.0.9/24".parse().unwrap()]);
         l
     }
@@ -171,7 +190,11 @@ mod tests {
     fn default_is_the_usable_interface_on_the_subnet() {
         let l = links();
         let c = l.choose("10.0.0.100".parse().unwrap(), &BTreeSet::new(), &defaults());
-        assert_eq!(names(&c.interfaces), ["eth0"], "veth12 is on the subnet but excluded");
+        assert_eq!(
+            names(&c.interfaces),
+            ["eth0"],
+            "veth12 is on the subnet but excluded"
+        );
         let c = l.choose("fd00:1::100".parse().unwrap(), &BTreeSet::new(), &defaults());
         assert_eq!(names(&c.interfaces), ["eth1"]);
     }
@@ -179,12 +202,19 @@ mod tests {
     #[test]
     fn off_subnet_addresses_use_every_usable_interface() {
         let c = links().choose("192.168.5.5".parse().unwrap(), &BTreeSet::new(), &defaults());
-        assert_eq!(names(&c.interfaces), ["eth0", "eth1"], "not lo, veth, enslaved, NOARP or down");
+        assert_eq!(
+            names(&c.interfaces),
+            ["eth0", "eth1"],
+            "not lo, veth, enslaved, NOARP or down"
+        );
     }
 
     #[test]
     fn listed_interfaces_are_taken_as_given_and_missing_ones_reported() {
-        let listed: BTreeSet<String> = ["eth1", "veth12", "down0", "wlan0"].iter().map(|s| s.to_string()).collect();
+        let listed: BTreeSet<String> = ["eth1", "veth12", "down0", "wlan0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let c = links().choose("10.0.0.100".parse().unwrap(), &listed, &defaults());
         assert_eq!(names(&c.interfaces), ["eth1", "veth12"]);
         assert_eq!(names(&c.missing), ["down0", "wlan0"]);
@@ -193,7 +223,6 @@ mod tests {
     #[test]
     fn addresses_of_a_link() {
         let l = links();
-        assert_eq!(l.link_local(2), Some("fe80::1".parse().unwrap()));
         assert_eq!(l.primary(2, true), Some("10.0.0.2".parse().unwrap()));
         assert_eq!(l.primary(2, false), None);
         assert_eq!(l.primary(3, false), Some("fd00:1::2".parse().unwrap()));

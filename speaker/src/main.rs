@@ -111,14 +111,19 @@ fn main() -> ExitCode {
 
 async fn speaker(cli: Cli) -> anyhow::Result<()> {
     let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a non-negative number of seconds"))
+        Duration::try_from_secs_f64(s)
+            .with_context(|| format!("--{what} must be a non-negative number of seconds"))
     };
     let membership = match cli.membership {
         Liveness::Api => None,
         Liveness::Gossip => {
-            let ip = cli.node_ip.context("--node-ip (or FERROLB_NODE_IP) is needed for the gossip")?;
+            let ip = cli
+                .node_ip
+                .context("--node-ip (or FERROLB_NODE_IP) is needed for the gossip")?;
             let key = match &cli.gossip_key_file {
-                Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+                Some(path) => {
+                    Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+                }
                 None => None,
             };
             let options = GossipOptions {
@@ -137,7 +142,9 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             )
         }
     };
-    let client = kube::Client::try_default().await.context("connecting to the API server")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the API server")?;
     let metrics = Metrics::new();
     let listener = tokio::spawn(metrics::serve(cli.metrics_addr, metrics.clone()));
     let (stop_tx, stop) = watch::channel(false);

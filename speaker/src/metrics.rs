@@ -52,15 +52,31 @@ impl Metrics {
         let gossip_packets = Family::<Labels, Counter>::default();
         let gossip_bytes = Counter::default();
         let announcer_changes = Counter::default();
-        registry.register("announced_addresses", "Addresses this node announces, by family", announced.clone());
+        registry.register(
+            "announced_addresses",
+            "Addresses this node announces, by family",
+            announced.clone(),
+        );
         registry.register(
             "layer2_frames",
             "ARP/NDP frames by kind: arp_answered, ndp_answered, gratuitous, not_ours, dropped, conflicts, send_errors",
             frames.clone(),
         );
-        registry.register("members", "Live speakers this one knows, itself included", members.clone());
-        registry.register("member_failures", "Speakers declared down", member_failures.clone());
-        registry.register("gossip_packets", "Gossip packets by direction: sent, received, rejected", gossip_packets.clone());
+        registry.register(
+            "members",
+            "Live speakers this one knows, itself included",
+            members.clone(),
+        );
+        registry.register(
+            "member_failures",
+            "Speakers declared down",
+            member_failures.clone(),
+        );
+        registry.register(
+            "gossip_packets",
+            "Gossip packets by direction: sent, received, rejected",
+            gossip_packets.clone(),
+        );
         registry.register("gossip_sent_bytes", "Gossip bytes sent", gossip_bytes.clone());
         registry.register(
             "announcer_changes",
@@ -112,7 +128,10 @@ impl Metrics {
                 ("conflicts", c.conflicts),
                 ("send_errors", send_errors),
             ] {
-                catch_up(&self.frames.get_or_create(&vec![("kind".into(), kind.into())]), value);
+                catch_up(
+                    &self.frames.get_or_create(&vec![("kind".into(), kind.into())]),
+                    value,
+                );
             }
         }
         if let Some(g) = &sources.gossip {
@@ -122,7 +141,12 @@ impl Metrics {
                 ("received", load(&g.received_packets)),
                 ("rejected", load(&g.rejected_packets)),
             ] {
-                catch_up(&self.gossip_packets.get_or_create(&vec![("direction".into(), direction.into())]), value);
+                catch_up(
+                    &self
+                        .gossip_packets
+                        .get_or_create(&vec![("direction".into(), direction.into())]),
+                    value,
+                );
             }
             catch_up(&self.gossip_bytes, load(&g.sent_bytes));
             catch_up(&self.member_failures, load(&g.failures));
@@ -145,7 +169,10 @@ fn catch_up(counter: &Counter, total: u64) {
 /// Serves the endpoints on `addr` until the task is dropped.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let app = Router::new()
-        .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move { m.render() }))
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move { m.render() }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -32,8 +32,11 @@ pub enum NetlinkError {
 
 /// Follows links and addresses, publishing each new snapshot on `tx`; returns only on error.
 pub async fn follow(tx: watch::Sender<Links>) -> Result<(), NetlinkError> {
-    let (connection, handle, mut messages) =
-        rtnetlink::new_multicast_connection(&[MulticastGroup::Link, MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr])?;
+    let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])?;
     tokio::spawn(connection);
     loop {
         let links = dump(&handle).await?;
@@ -80,7 +83,10 @@ fn link_of(msg: &LinkMessage) -> Link {
         match attr {
             LinkAttribute::IfName(name) => link.name = name.clone(),
             LinkAttribute::Address(bytes) => {
-                link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(Mac).filter(|m| *m != Mac::ZERO);
+                link.mac = <[u8; 6]>::try_from(bytes.as_slice())
+                    .ok()
+                    .map(Mac)
+                    .filter(|m| *m != Mac::ZERO);
             }
             LinkAttribute::Controller(_) => link.enslaved = true,
             _ => {}
@@ -134,7 +140,12 @@ impl Loopback {
 
     /// Makes `lo` carry exactly `ips` among the addresses this speaker added.
     pub async fn set(&mut self, ips: &BTreeSet<IpAddr>) {
-        let stale: Vec<IpAddr> = self.added.iter().filter(|ip| !ips.contains(ip)).copied().collect();
+        let stale: Vec<IpAddr> = self
+            .added
+            .iter()
+            .filter(|ip| !ips.contains(ip))
+            .copied()
+            .collect();
         for ip in stale {
             if let Err(err) = self.remove(ip).await {
                 tracing::warn!(%ip, error = %err, "cannot remove address from lo");
@@ -159,7 +170,12 @@ impl Loopback {
 
     async fn remove(&mut self, ip: IpAddr) -> Result<(), NetlinkError> {
         self.added.remove(&ip);
-        let mut stream = self.handle.address().get().set_link_index_filter(self.index).execute();
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(self.index)
+            .execute();
         while let Some(msg) = stream.try_next().await? {
             if net_of(&msg).is_some_and(|n| n.addr() == ip) {
                 match self.handle.address().del(msg).execute().await {

@@ -69,7 +69,12 @@ struct Stores {
 }
 
 /// Runs until `stop` turns true; then says goodbye and removes what it installed.
-pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    mut options: Options,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let dirty = Arc::new(Notify::new());
     let stores = Stores {
         services: watch_into(Api::all(client.clone()), &dirty),
@@ -85,11 +90,23 @@ pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mu
         }
     });
     let l2 = L2::start(options.schedule);
-    metrics.attach(l2.clone(), options.membership.as_ref().map(|m| m.counters.clone()));
+    metrics.attach(
+        l2.clone(),
+        options.membership.as_ref().map(|m| m.counters.clone()),
+    );
     let (status_tx, status_rx) = watch::channel(status::Desired::new());
-    tokio::spawn(status::write_statuses(client.clone(), options.namespace.clone(), options.node.clone(), status_rx));
+    tokio::spawn(status::write_statuses(
+        client.clone(),
+        options.namespace.clone(),
+        options.node.clone(),
+        status_rx,
+    ));
     let (event_tx, event_rx) = mpsc::channel(1024);
-    tokio::spawn(status::write_events(client.clone(), options.node.clone(), event_rx));
+    tokio::spawn(status::write_events(
+        client.clone(),
+        options.node.clone(),
+        event_rx,
+    ));
     let mut steering = if options.dataplane {
         Some((Nftables::default(), Loopback::open().await?))
     } else {
@@ -115,14 +132,24 @@ pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mu
             Some(rx) => rx.borrow_and_update().clone(),
             None => BTreeSet::new(),
         };
-        let nodes: Vec<planner::NodeInfo> = stores.nodes.state().iter().map(|n| planner::node_info(n)).collect();
+        let nodes: Vec<planner::NodeInfo> = stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| planner::node_info(n))
+            .collect();
         if let Some(m) = &options.membership {
-            m.seeds(seeds(&stores.nodes.state(), &options.node, options.gossip_port)).await;
+            m.seeds(seeds(&stores.nodes.state(), &options.node, options.gossip_port))
+                .await;
         }
         // Before the gossip has had a chance to find the others, a speaker alone would
         // claim every address: wait, then fall back to Node readiness if still alone.
         let alone = live.len() <= 1 && nodes.iter().any(|n| n.ready && n.name != options.node);
-        isolated_since = if alone { isolated_since.or(Some(Instant::now())) } else { None };
+        isolated_since = if alone {
+            isolated_since.or(Some(Instant::now()))
+        } else {
+            None
+        };
         let live = match (&options.membership, isolated_since) {
             (None, _) => ready_nodes(&nodes),
             (Some(_), Some(since)) if since.elapsed() >= options.fallback_after => {
@@ -133,7 +160,14 @@ pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mu
                 ready_nodes(&nodes)
             }
             (Some(_), Some(_)) if started.elapsed() < options.fallback_after && !state.planned => {
-                wait(&dirty, &mut links, &mut live_rx, &mut stop, Some(options.fallback_after / 5)).await;
+                wait(
+                    &dirty,
+                    &mut links,
+                    &mut live_rx,
+                    &mut stop,
+                    Some(options.fallback_after / 5),
+                )
+                .await;
                 if *stop.borrow() {
                     break;
                 }
@@ -146,17 +180,36 @@ pub async fn run(client: Client, mut options: Options, metrics: Arc<Metrics>, mu
         };
         let links_now = links.borrow_and_update().clone();
         let plan = plan(&stores, &options.namespace, &nodes, &live);
-        let services: BTreeMap<String, ServiceInfo> = services(&stores).into_iter().map(|s| (s.key.clone(), s)).collect();
-        state.apply(&options, &plan, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx);
+        let services: BTreeMap<String, ServiceInfo> = services(&stores)
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect();
+        state.apply(
+            &options, &plan, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
+        );
         if let Some((nft, lo)) = &mut steering {
-            let (rules, vips) = steering_rules(&options.node, &plan, &services, &stores.nodes.state(), &links_now, &state.owned);
+            let (rules, vips) = steering_rules(
+                &options.node,
+                &plan,
+                &services,
+                &stores.nodes.state(),
+                &links_now,
+                &state.owned,
+            );
             if let Err(err) = nft.apply(&rules).await {
                 tracing::error!(error = %err, "cannot write the nftables steering");
             }
             lo.set(&vips).await;
         }
         metrics.ready.store(true, Ordering::Relaxed);
-        let woke = wait(&dirty, &mut links, &mut live_rx, &mut stop, isolated_since.map(|_| options.fallback_after / 5)).await;
+        let woke = wait(
+            &dirty,
+            &mut links,
+            &mut live_rx,
+            &mut stop,
+            isolated_since.map(|_| options.fallback_after / 5),
+        )
+        .await;
         if *stop.borrow() {
             break;
         }
@@ -288,7 +341,12 @@ fn services(stores: &Stores) -> Vec<ServiceInfo> {
         .filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"))
         .map(|s| {
             let key = (s.namespace().unwrap_or_default(), s.name_any());
-            let own: Vec<&EndpointSlice> = slices.get(&key).into_iter().flatten().map(|a| a.as_ref()).collect();
+            let own: Vec<&EndpointSlice> = slices
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|a| a.as_ref())
+                .collect();
             planner::service_info(s, &own)
         })
         .filter(|s| !s.ips.is_empty())
@@ -350,7 +408,10 @@ impl State {
                     .or_default()
                     .extend(choice.interfaces.iter().cloned());
                 if !choice.missing.is_empty() {
-                    missing.entry(service.clone()).or_default().extend(choice.missing.iter().cloned());
+                    missing
+                        .entry(service.clone())
+                        .or_default()
+                        .extend(choice.missing.iter().cloned());
                 }
             }
             if !choice.interfaces.is_empty() {
@@ -378,12 +439,22 @@ impl State {
                 .map(|s| s.ips.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
             tracing::info!(%service, ips = ?ips, ?interfaces, "announcing");
-            event(events, service, false, "nodeAssigned", format!(
-                "announcing {} from node {} with protocol layer2 on {}",
-                ips.join(", "),
-                options.node,
-                if interfaces.is_empty() { "no interface".to_string() } else { interfaces.join(", ") }
-            ));
+            event(
+                events,
+                service,
+                false,
+                "nodeAssigned",
+                format!(
+                    "announcing {} from node {} with protocol layer2 on {}",
+                    ips.join(", "),
+                    options.node,
+                    if interfaces.is_empty() {
+                        "no interface".to_string()
+                    } else {
+                        interfaces.join(", ")
+                    }
+                ),
+            );
         }
         for service in self.announced.keys().filter(|s| !announced.contains_key(*s)) {
             tracing::info!(%service, "no longer announcing");
@@ -391,11 +462,17 @@ impl State {
         for (service, names) in &missing {
             if self.warned.get(service) != Some(names) {
                 let list: Vec<&str> = names.iter().map(String::as_str).collect();
-                event(events, service, true, "InterfacesMissing", format!(
-                    "node {} has none of the advertisement's interfaces {}",
-                    options.node,
-                    list.join(", ")
-                ));
+                event(
+                    events,
+                    service,
+                    true,
+                    "InterfacesMissing",
+                    format!(
+                        "node {} has none of the advertisement's interfaces {}",
+                        options.node,
+                        list.join(", ")
+                    ),
+                );
             }
         }
         self.warned = missing;
@@ -413,7 +490,13 @@ impl State {
 }
 
 /// Queues an Event on a Service (dropped when the queue is full: Events are advice).
-fn event(events: &mpsc::Sender<ServiceEvent>, service: &str, warning: bool, reason: &'static str, message: String) {
+fn event(
+    events: &mpsc::Sender<ServiceEvent>,
+    service: &str,
+    warning: bool,
+    reason: &'static str,
+    message: String,
+) {
     let (namespace, name) = service.split_once('/').unwrap_or(("", service));
     let event = ServiceEvent {
         namespace: namespace.into(),
@@ -439,18 +522,31 @@ fn steering_rules(
     links: &Links,
     owned: &Owned,
 ) -> (BTreeSet<Steer>, BTreeSet<IpAddr>) {
-    let api_ips = nodes.iter().find(|n| n.name_any() == node).map(|n| node_ips(n)).unwrap_or_default();
+    let api_ips = nodes
+        .iter()
+        .find(|n| n.name_any() == node)
+        .map(|n| node_ips(n))
+        .unwrap_or_default();
     let mut rules = BTreeSet::new();
     for (ip, a) in plan.of_node(node) {
         let Some(ifaces) = owned.get(ip) else { continue };
-        let node_ip = api_ips.iter().copied().find(|n| n.is_ipv4() == ip.is_ipv4()).or_else(|| {
-            ifaces
-                .iter()
-                .filter_map(|name| links.by_name(name))
-                .find_map(|l| links.primary(l.index, ip.is_ipv4()))
-        });
+        let node_ip = api_ips
+            .iter()
+            .copied()
+            .find(|n| n.is_ipv4() == ip.is_ipv4())
+            .or_else(|| {
+                ifaces
+                    .iter()
+                    .filter_map(|name| links.by_name(name))
+                    .find_map(|l| links.primary(l.index, ip.is_ipv4()))
+            });
         let Some(node_ip) = node_ip else { continue };
-        for port in a.services.iter().filter_map(|s| services.get(s)).flat_map(|s| &s.ports) {
+        for port in a
+            .services
+            .iter()
+            .filter_map(|s| services.get(s))
+            .flat_map(|s| &s.ports)
+        {
             rules.insert(Steer {
                 protocol: port.protocol.clone(),
                 vip: *ip,

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferrolb_crds::api::{Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus};
+use ferrolb_crds::api::{
+    Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
+};
 use ferrolb_crds::service::ServiceEvent;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
@@ -32,7 +34,10 @@ pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, Serv
     let object = if object.len() <= 253 {
         object
     } else {
-        format!("l2-{:016x}", crate::planner::rank(&object, std::net::Ipv4Addr::UNSPECIFIED.into()))
+        format!(
+            "l2-{:016x}",
+            crate::planner::rank(&object, std::net::Ipv4Addr::UNSPECIFIED.into())
+        )
     };
     let status = ServiceL2StatusStatus {
         announcement: Announcement {
@@ -40,13 +45,21 @@ pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, Serv
             service_name: name.into(),
             service_namespace: namespace.into(),
         },
-        interfaces: interfaces.iter().map(|i| InterfaceInfo { name: i.clone() }).collect(),
+        interfaces: interfaces
+            .iter()
+            .map(|i| InterfaceInfo { name: i.clone() })
+            .collect(),
     };
     (object, status)
 }
 
 /// Keeps the node's ServiceL2Status objects equal to the latest desired set.
-pub async fn write_statuses(client: Client, namespace: String, node: String, mut desired: watch::Receiver<Desired>) {
+pub async fn write_statuses(
+    client: Client,
+    namespace: String,
+    node: String,
+    mut desired: watch::Receiver<Desired>,
+) {
     let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
     loop {
         let want = desired.borrow_and_update().clone();
@@ -68,7 +81,9 @@ pub async fn write_statuses(client: Client, namespace: String, node: String, mut
 }
 
 async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Result<(), kube::Error> {
-    let have = api.list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}"))).await?;
+    let have = api
+        .list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
+        .await?;
     let mut have: BTreeMap<String, ServiceL2Status> = have
         .items
         .into_iter()
@@ -83,8 +98,14 @@ async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Res
                 object.metadata.labels = Some(
                     [
                         (NODE_LABEL.to_string(), node.to_string()),
-                        (SERVICE_NAME_LABEL.to_string(), status.announcement.service_name.clone()),
-                        (SERVICE_NAMESPACE_LABEL.to_string(), status.announcement.service_namespace.clone()),
+                        (
+                            SERVICE_NAME_LABEL.to_string(),
+                            status.announcement.service_name.clone(),
+                        ),
+                        (
+                            SERVICE_NAMESPACE_LABEL.to_string(),
+                            status.announcement.service_namespace.clone(),
+                        ),
                     ]
                     .into(),
                 );
@@ -96,7 +117,8 @@ async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Res
             }
         }
         let patch = serde_json::json!({ "status": status });
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
     for name in have.keys() {
         match api.delete(name, &DeleteParams::default()).await {
@@ -112,7 +134,10 @@ async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Res
 pub async fn write_events(client: Client, node: String, mut events: mpsc::Receiver<ServiceEvent>) {
     while let Some(event) = events.recv().await {
         let api: Api<Event> = Api::namespaced(client.clone(), &event.namespace);
-        if let Err(err) = api.create(&PostParams::default(), &event.object(REPORTER, &node)).await {
+        if let Err(err) = api
+            .create(&PostParams::default(), &event.object(REPORTER, &node))
+            .await
+        {
             tracing::debug!(error = %err, service = %event.name, "cannot record Event");
         }
     }

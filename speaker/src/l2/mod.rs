@@ -45,7 +45,6 @@ struct State {
 struct Port {
     index: u32,
     mac: Mac,
-    link_local: Option<std::net::Ipv6Addr>,
     arp: Arc<PacketSocket>,
     ndp: Arc<PacketSocket>,
     groups: BTreeSet<Mac>,
@@ -89,11 +88,10 @@ impl L2 {
         for name in wanted {
             let Some(link) = links.by_name(name) else { continue };
             let Some(mac) = link.mac else { continue };
-            if let Some(port) = state.ports.get_mut(name.as_str()) {
-                port.link_local = links.link_local(link.index);
+            if state.ports.contains_key(name.as_str()) {
                 continue;
             }
-            match self.open(name, link.index, mac, links.link_local(link.index)) {
+            match self.open(name, link.index, mac) {
                 Ok(port) => {
                     tracing::info!(interface = %name, index = link.index, %mac, "listening for ARP and NDP");
                     state.ports.insert(name.clone(), port);
@@ -107,7 +105,6 @@ impl L2 {
             .map(|(name, p)| Interface {
                 name: name.clone(),
                 mac: p.mac,
-                link_local: p.link_local,
             })
             .collect();
         let now = Instant::now();
@@ -140,16 +137,14 @@ impl L2 {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(&self, name: &str, index: u32, mac: Mac, link_local: Option<std::net::Ipv6Addr>) -> std::io::Result<Port> {
+    fn open(&self, name: &str, index: u32, mac: Mac) -> std::io::Result<Port> {
         let arp = Arc::new(PacketSocket::open(index, Kind::Arp)?);
         let ndp = Arc::new(PacketSocket::open(index, Kind::Ndp)?);
-        let readers = [arp.clone(), ndp.clone()].map(|socket| {
-            tokio::spawn(self.clone().read(name.to_string(), socket)).abort_handle()
-        });
+        let readers = [arp.clone(), ndp.clone()]
+            .map(|socket| tokio::spawn(self.clone().read(name.to_string(), socket)).abort_handle());
         Ok(Port {
             index,
             mac,
-            link_local,
             arp,
             ndp,
             groups: BTreeSet::new(),
@@ -201,7 +196,9 @@ impl L2 {
 impl State {
     fn send(&mut self, frames: &[Send]) {
         for frame in frames {
-            let Some(port) = self.ports.get(&frame.interface) else { continue };
+            let Some(port) = self.ports.get(&frame.interface) else {
+                continue;
+            };
             if let Err(err) = port.arp.send(&frame.bytes) {
                 self.send_errors += 1;
                 tracing::debug!(interface = %frame.interface, error = %err, "send failed");
@@ -216,7 +213,10 @@ impl State {
         for (ip, names) in owned {
             if let IpAddr::V6(v6) = ip {
                 for name in names {
-                    wanted.entry(name).or_default().insert(multicast_mac(solicited_node(*v6)));
+                    wanted
+                        .entry(name)
+                        .or_default()
+                        .insert(multicast_mac(solicited_node(*v6)));
                 }
             }
         }

@@ -68,7 +68,8 @@ impl PacketSocket {
             )
         })?;
         // SAFETY: an OwnedFd always returns the descriptor it owns, open until dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
         Ok(Self { fd })
     }
 
@@ -108,7 +109,11 @@ impl PacketSocket {
             .async_io(Interest::READABLE, |fd| {
                 // SAFETY: `buf` is valid for `buf.len()` bytes.
                 let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
             })
             .await
     }
@@ -117,7 +122,11 @@ impl PacketSocket {
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: `frame` is valid for `frame.len()` bytes.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -138,12 +147,12 @@ fn link_addr(ifindex: u32, protocol_be: u16, mac: Mac) -> libc::sockaddr_ll {
 /// Classic BPF: IPv6 next header ICMPv6 (offset 20) and ICMPv6 type 135 (offset 54).
 /// Solicitations with extension headers are not passed; RFC 4861 senders use none.
 const NEIGHBOR_SOLICITATIONS: [libc::sock_filter; 6] = [
-    bpf(0x30, 0, 0, 20),      // ldb [20]
-    bpf(0x15, 0, 3, 58),      // jeq #58, next, drop
-    bpf(0x30, 0, 0, 54),      // ldb [54]
-    bpf(0x15, 0, 1, 135),     // jeq #135, accept, drop
-    bpf(0x06, 0, 0, 0xffff),  // ret #65535
-    bpf(0x06, 0, 0, 0),       // ret #0
+    bpf(0x30, 0, 0, 20),     // ldb [20]
+    bpf(0x15, 0, 3, 58),     // jeq #58, next, drop
+    bpf(0x30, 0, 0, 54),     // ldb [54]
+    bpf(0x15, 0, 1, 135),    // jeq #135, accept, drop
+    bpf(0x06, 0, 0, 0xffff), // ret #65535
+    bpf(0x06, 0, 0, 0),      // ret #0
 ];
 
 const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
@@ -181,5 +190,9 @@ fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_i
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

@@ -93,7 +93,13 @@ impl Profile {
         let (period, rtt, suspect, gossip) = match self {
             Profile::Default => (80, 30, 100, 30),
             Profile::Fast => (16, 6, 16, 8),
-            Profile::Relaxed => return Config { notify_down_members: true, remove_down_after: Some(Duration::from_secs(600)), ..lan },
+            Profile::Relaxed => {
+                return Config {
+                    notify_down_members: true,
+                    remove_down_after: Some(Duration::from_secs(600)),
+                    ..lan
+                };
+            }
         };
         Config {
             probe_period: Duration::from_millis(period),
@@ -179,7 +185,8 @@ const REPROBE: Duration = Duration::from_millis(250);
 
 /// Probes a member's node: a TCP connect to its gossip port (nobody listens there).
 async fn probe(member: Member, timeout: Duration, results: mpsc::Sender<Probed>) {
-    let kernel_alive = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(member.addr)).await {
+    let kernel_alive = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(member.addr)).await
+    {
         Ok(Err(err)) => err.kind() == std::io::ErrorKind::ConnectionRefused,
         Ok(Ok(_)) => true,
         Err(_) => false,
@@ -195,7 +202,11 @@ impl Membership {
         let (commands, rx) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
         tokio::spawn(drive(options, socket, live_tx, rx, counters.clone()));
-        Ok(Self { live, counters, commands })
+        Ok(Self {
+            live,
+            counters,
+            commands,
+        })
     }
 
     /// Sets the addresses of the other speakers to join (from the Nodes).
@@ -341,7 +352,9 @@ async fn drive(
             let packet = options.sealer.seal(&data);
             if socket.send_to(&packet, to.addr).await.is_ok() {
                 counters.sent_packets.fetch_add(1, Ordering::Relaxed);
-                counters.sent_bytes.fetch_add(packet.len() as u64, Ordering::Relaxed);
+                counters
+                    .sent_bytes
+                    .fetch_add(packet.len() as u64, Ordering::Relaxed);
             }
         }
         if let Some(done) = leaving.take() {

@@ -20,7 +20,9 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("keyed", &self.cipher.is_some()).finish()
+        f.debug_struct("Sealer")
+            .field("keyed", &self.cipher.is_some())
+            .finish()
     }
 }
 
@@ -86,7 +88,11 @@ mod tests {
         assert_eq!(a.open(&p).as_deref(), Some(&b"hello"[..]));
         assert_eq!(b.open(&p), None);
         assert_eq!(none.open(&p), None);
-        assert_eq!(a.open(&none.seal(b"hello")), None, "a keyed speaker ignores plain packets");
+        assert_eq!(
+            a.open(&none.seal(b"hello")),
+            None,
+            "a keyed speaker ignores plain packets"
+        );
         assert_eq!(none.open(&none.seal(b"hello")).as_deref(), Some(&b"hello"[..]));
         assert_ne!(a.seal(b"x"), a.seal(b"x"), "fresh nonce per packet");
     }

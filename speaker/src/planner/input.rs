@@ -163,8 +163,16 @@ mod tests {
         .unwrap();
         let info = service_info(&svc, &[&slice]);
         assert_eq!(info.key, "ns/web");
-        let ports: Vec<_> = info.ports.iter().map(|p| (p.protocol.as_str(), p.port, p.node_port)).collect();
-        assert_eq!(ports, [("tcp", 80, 30080), ("udp", 53, 30053)], "ports without a NodePort are skipped");
+        let ports: Vec<_> = info
+            .ports
+            .iter()
+            .map(|p| (p.protocol.as_str(), p.port, p.node_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [("tcp", 80, 30080), ("udp", 53, 30053)],
+            "ports without a NodePort are skipped"
+        );
         assert_eq!(info.ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert!(info.servable_from("n1"), "serving counts");
         assert!(!info.servable_from("n2"), "not ready and not serving");

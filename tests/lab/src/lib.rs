@@ -1,0 +1,475 @@
+//! FerroLB's network lab: the API test server (in this process), the controller, and a
+//! speaker per node namespace on one bridge, with a client namespace and small HTTP
+//! backends on the nodes' NodePorts. Used by the Layer 2 suite and the local demo.
+//!
+//! It needs root (namespaces, raw sockets, nftables). Everything it creates carries the
+//! run's prefix and is removed when the [`Lab`] is dropped; processes are stopped by the
+//! PIDs it started.
+
+pub mod net;
+mod relay;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ferrolb_testserver::{TestServer, load_crds};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+pub use net::{Host, Net, V4, V6, sh};
+
+/// FerroLB's namespace in the lab.
+pub const NS: &str = "ferrolb-system";
+/// The namespace of the lab's Services.
+pub const APPS: &str = "demo";
+/// The port the API relay listens on inside each node namespace.
+const RELAY_PORT: u16 = 16443;
+/// The speakers' metrics port (inside their namespaces).
+pub const SPEAKER_METRICS: u16 = 7473;
+
+/// Whether this process can build the lab; the reason when it cannot.
+pub fn unavailable() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("needs root (network namespaces, raw sockets, nftables)".into());
+    }
+    for tool in ["ip", "nft", "arping", "ndisc6", "curl", "ping", "python3"] {
+        if sh(&["sh", "-c", &format!("command -v {tool}")]).is_err() {
+            return Some(format!("`{tool}` is missing (scripts/test.sh installs it)"));
+        }
+    }
+    None
+}
+
+/// A FerroLB binary next to this executable (target/<profile>/, or its parent for tests).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let mut dir = exe.parent().expect("a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// A started process, stopped by PID on drop.
+pub struct Proc {
+    /// What it is, for messages.
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Its PID.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal);
+    }
+
+    /// Waits for it to exit (at most `timeout`, then SIGKILL).
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            self.wait(Duration::from_secs(3));
+        }
+    }
+}
+
+/// The lab.
+pub struct Lab {
+    /// Processes, stopped first on drop (declared before the network).
+    pub procs: Vec<Proc>,
+    /// The API test server.
+    pub server: TestServer,
+    /// A client for it.
+    pub client: kube::Client,
+    /// The namespaces.
+    pub net: Net,
+    /// Logs and scratch files.
+    pub dir: PathBuf,
+    kubeconfig_host: PathBuf,
+    kubeconfig_nodes: PathBuf,
+}
+
+/// Node names of the lab (host numbers on the LAN).
+pub const NODES: [(&str, u8); 2] = [("n1", 11), ("n2", 12)];
+/// The client's name.
+pub const CLIENT: (&str, u8) = ("client", 100);
+
+impl Lab {
+    /// Builds the network, starts the test server with FerroLB's CRDs and the Nodes.
+    pub async fn start(tag: &str) -> anyhow::Result<Self> {
+        let prefix = format!("flb{}{}-", tag, std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("ferrolb-lab-{prefix}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut hosts: Vec<(&str, u8)> = NODES.to_vec();
+        hosts.push(CLIENT);
+        let net = Net::create(&prefix, &hosts)?;
+        let server = TestServer::start().await?;
+        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb/crds");
+        load_crds(&server.shared, &crds)?;
+        let target: SocketAddr = server
+            .url()
+            .trim_start_matches("http://")
+            .parse()
+            .context("server address")?;
+        for (name, _) in NODES {
+            relay::start(&net.host(name).ns, RELAY_PORT, target)?;
+        }
+        let kubeconfig_host = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig_host, server.kubeconfig())?;
+        let kubeconfig_nodes = dir.join("kubeconfig-nodes");
+        std::fs::write(
+            &kubeconfig_nodes,
+            ferrolb_testserver::kubeconfig(&format!("http://127.0.0.1:{RELAY_PORT}")),
+        )?;
+        let client = server.client();
+        let lab = Lab {
+            procs: Vec::new(),
+            server,
+            client,
+            net,
+            dir,
+            kubeconfig_host,
+            kubeconfig_nodes,
+        };
+        for ns in [NS, APPS] {
+            let api: Api<Namespace> = Api::all(lab.client.clone());
+            api.create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+            )
+            .await?;
+        }
+        for (name, _) in NODES {
+            lab.node(name).await?;
+        }
+        Ok(lab)
+    }
+
+    /// The kubeconfig for processes on the host.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig_host
+    }
+
+    async fn node(&self, name: &str) -> anyhow::Result<()> {
+        let host = self.net.host(name);
+        let api: Api<Node> = Api::all(self.client.clone());
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+        )
+        .await?;
+        let status = json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "InternalIP", "address": host.v4}, {"type": "InternalIP", "address": host.v6}],
+        }});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        Ok(())
+    }
+
+    fn log(&self, name: &str) -> anyhow::Result<std::fs::File> {
+        Ok(std::fs::File::create(self.dir.join(format!("{name}.log")))?)
+    }
+
+    /// Starts the controller on the host.
+    pub fn controller(&mut self) -> anyhow::Result<()> {
+        let child = Command::new(binary("ferrolb-controller"))
+            .args(["run", "--namespace", NS, "--identity", "lab"])
+            .args([
+                "--lease-duration",
+                "2",
+                "--renew-deadline",
+                "1.5",
+                "--retry-period",
+                "0.2",
+            ])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", &self.kubeconfig_host)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(self.log("controller")?)
+            .spawn()
+            .context("starting ferrolb-controller (build it first: cargo build --workspace)")?;
+        self.procs.push(Proc {
+            name: "controller".into(),
+            child,
+        });
+        Ok(())
+    }
+
+    /// Starts the speaker of node `name` with the dataplane on; `extra` args appended.
+    pub fn speaker(&mut self, name: &str, extra: &[&str]) -> anyhow::Result<()> {
+        let host = self.net.host(name).clone();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("speaker-{name}.log")))?;
+        let child = self
+            .net
+            .exec(name, &[binary("ferrolb-speaker").to_str().expect("utf-8 path")])
+            .args(["--node-name", name, "--namespace", NS, "--node-ip", &host.v4])
+            .args(["--dataplane", "nftables"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{SPEAKER_METRICS}")])
+            .args(extra)
+            .env("KUBECONFIG", &self.kubeconfig_nodes)
+            .env("RUST_LOG", "info,ferrolb_speaker=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting ferrolb-speaker (build it first: cargo build --workspace)")?;
+        self.procs.push(Proc {
+            name: format!("speaker-{name}"),
+            child,
+        });
+        Ok(())
+    }
+
+    /// The process named `name`.
+    pub fn proc(&mut self, name: &str) -> &mut Proc {
+        self.procs
+            .iter_mut()
+            .find(|p| p.name == name)
+            .expect("a started process")
+    }
+
+    /// Removes (after stopping it) the process named `name`.
+    pub fn remove(&mut self, name: &str) -> Option<Proc> {
+        let i = self.procs.iter().position(|p| p.name == name)?;
+        Some(self.procs.remove(i))
+    }
+
+    /// Starts an HTTP server answering `hello from <node>` on `port` (both families) in
+    /// each node.
+    pub fn backends(&mut self, port: u16) -> anyhow::Result<()> {
+        for (name, _) in NODES {
+            let root = self.dir.join(format!("www-{name}"));
+            std::fs::create_dir_all(&root)?;
+            std::fs::write(root.join("index.html"), format!("hello from {name}\n"))?;
+            let child = self
+                .net
+                .exec(
+                    name,
+                    &["python3", "-m", "http.server", &port.to_string(), "--bind", "::"],
+                )
+                .arg("--directory")
+                .arg(&root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            self.procs.push(Proc {
+                name: format!("backend-{name}"),
+                child,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a pool and an L2Advertisement (with `ad_spec`) in FerroLB's namespace.
+    pub async fn layer2(&self, ranges: &[&str], ad_spec: Value) -> anyhow::Result<()> {
+        let pools: Api<ferrolb_crds::api::IPAddressPool> = Api::namespaced(self.client.clone(), NS);
+        let pool = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "lab", "namespace": NS}, "spec": {"addresses": ranges},
+        }))?;
+        pools.create(&PostParams::default(), &pool).await?;
+        let ads: Api<ferrolb_crds::api::L2Advertisement> = Api::namespaced(self.client.clone(), NS);
+        let ad = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "lab", "namespace": NS}, "spec": ad_spec,
+        }))?;
+        ads.create(&PostParams::default(), &ad).await?;
+        Ok(())
+    }
+
+    /// Creates a dual-stack LoadBalancer Service `name` (port 80) and returns its NodePort.
+    pub async fn service(&self, name: &str, local: bool) -> anyhow::Result<u16> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), APPS);
+        let object = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": APPS},
+            "spec": {
+                "type": "LoadBalancer",
+                "ipFamilyPolicy": "RequireDualStack",
+                "ipFamilies": ["IPv4", "IPv6"],
+                "externalTrafficPolicy": if local { "Local" } else { "Cluster" },
+                "selector": {"app": name},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        }))?;
+        let created = api.create(&PostParams::default(), &object).await?;
+        let port = created
+            .spec
+            .and_then(|s| s.ports)
+            .and_then(|p| p.first().and_then(|p| p.node_port))
+            .context("the API server gave no NodePort")?;
+        Ok(u16::try_from(port)?)
+    }
+
+    /// Sets the endpoints of Service `name`: one ready endpoint on each of `nodes`.
+    pub async fn endpoints(&self, name: &str, nodes: &[&str]) -> anyhow::Result<()> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), APPS);
+        for (family, suffix) in [("IPv4", "v4"), ("IPv6", "v6")] {
+            let endpoints: Vec<Value> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| {
+                    let address = if suffix == "v4" {
+                        format!("10.244.0.{}", i + 10)
+                    } else {
+                        format!("fd00:244::{:x}", i + 10)
+                    };
+                    json!({"addresses": [address], "nodeName": node, "conditions": {"ready": true}})
+                })
+                .collect();
+            let slice = json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": format!("{name}-{suffix}"), "namespace": APPS,
+                             "labels": {"kubernetes.io/service-name": name}},
+                "addressType": family,
+                "endpoints": endpoints,
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            });
+            api.patch(
+                &format!("{name}-{suffix}"),
+                &PatchParams::apply("ferrolb-lab").force(),
+                &Patch::Apply(&slice),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for Service `name` to show an IPv4 and an IPv6 address.
+    pub async fn addresses(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), APPS);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let svc = api.get(name).await?;
+            let ips = ferrolb_crds::service::ingress_ips(&svc);
+            let v4 = ips.iter().find(|ip| ip.is_ipv4());
+            let v6 = ips.iter().find(|ip| ip.is_ipv6());
+            if let (Some(v4), Some(v6)) = (v4, v6) {
+                return Ok((v4.to_string(), v6.to_string()));
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Service {name} got no dual-stack address in 20 s (see {}/controller.log)",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The MAC answering ARP for `ip`, asked from the client.
+    pub fn arping(&self, ip: &str) -> Option<String> {
+        let out = self
+            .net
+            .exec(CLIENT.0, &["timeout", "3", "arping", "-c", "1", "-i", "eth0", ip])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "60 bytes from 02:77:00:00:00:0b (10.77.0.200): index=0 time=…"
+        text.lines()
+            .find_map(|l| l.split("bytes from ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_ascii_lowercase)
+    }
+
+    /// The MAC answering NDP for `ip`, asked from the client.
+    pub fn ndisc6(&self, ip: &str) -> Option<String> {
+        let out = self
+            .net
+            .exec(CLIENT.0, &["ndisc6", "-1", "-r", "3", "-w", "500", ip, "eth0"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.split("Target link-layer address:").nth(1))
+            .map(|mac| mac.trim().to_ascii_lowercase())
+    }
+
+    /// `curl` from the client: the body, or `None`.
+    pub fn curl(&self, url: &str) -> Option<String> {
+        let out = self
+            .net
+            .exec(CLIENT.0, &["curl", "-s", "-m", "2", url])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The node whose MAC is `mac`.
+    pub fn node_of_mac(&self, mac: &str) -> Option<&str> {
+        self.net
+            .hosts
+            .iter()
+            .find(|h| h.mac == mac)
+            .map(|h| h.name.as_str())
+    }
+
+    /// Starts pinging `ip` from the client every 10 ms.
+    pub fn pinger(&self, ip: &str) -> anyhow::Result<Pinger> {
+        let child = self
+            .net
+            .exec(CLIENT.0, &["ping", "-D", "-n", "-i", "0.01", "-W", "1", ip])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Pinger { child })
+    }
+}
+
+/// A running `ping`; [`Pinger::outage`] stops it and reads the replies.
+pub struct Pinger {
+    child: Child,
+}
+
+impl Pinger {
+    /// Stops pinging; returns the longest time without replies after the first reply,
+    /// and the number of replies.
+    pub fn outage(self) -> (Duration, usize) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let out = self
+            .child
+            .wait_with_output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&out);
+        let times: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        // A reply every 10 ms is no outage: count only the time beyond one interval.
+        (Duration::from_secs_f64((gap - 0.01).max(0.0)), times.len())
+    }
+}

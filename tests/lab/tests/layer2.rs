@@ -1,0 +1,233 @@
+//! Layer 2 end to end in the namespace lab: the real controller and two speakers, a
+//! client asking with arping, ndisc6, curl and ping. Needs root; in CI it must run
+//! (a missing prerequisite fails there), elsewhere it skips with the reason.
+//!
+//! Timing figures are printed, not asserted (shared machines are noisy); BENCHMARKS.md
+//! records them. The bounds asserted here only catch a failover that does not happen.
+
+use std::time::Duration;
+
+use ferrolb_lab::{Lab, NODES, unavailable};
+use serde_json::json;
+
+fn skip() -> bool {
+    match unavailable() {
+        Some(reason) if std::env::var_os("CI").is_some() => panic!("the lab must run in CI: {reason}"),
+        Some(reason) => {
+            eprintln!("skipping the Layer 2 lab: {reason}");
+            true
+        }
+        None => false,
+    }
+}
+
+async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn other(node: &str) -> &'static str {
+    NODES
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n != node)
+        .expect("two nodes")
+}
+
+/// Sets up controller, speakers, backends, a pool and an advertisement.
+async fn lab(tag: &str) -> Lab {
+    let mut lab = Lab::start(tag).await.expect("lab");
+    lab.controller().unwrap();
+    for (node, _) in NODES {
+        lab.speaker(node, &[]).unwrap();
+    }
+    lab.layer2(
+        &["10.77.0.200-10.77.0.210", "fd00:77::200-fd00:77::210"],
+        json!({}),
+    )
+    .await
+    .unwrap();
+    lab
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announces_answers_and_fails_over() {
+    if skip() {
+        return;
+    }
+    let mut lab = lab("a").await;
+    let port = lab.service("web", false).await.unwrap();
+    lab.endpoints("web", &["n1", "n2"]).await.unwrap();
+    lab.backends(port).unwrap();
+    let (v4, v6) = lab.addresses("web").await.unwrap();
+
+    // ARP and NDP answered by one node each; curl through the VIP reaches that node's NodePort.
+    let mac4 = until("an ARP answer", 10, || lab.arping(&v4)).await;
+    let owner = lab.node_of_mac(&mac4).expect("a node's MAC").to_string();
+    let mac6 = until("an NDP answer", 10, || lab.ndisc6(&v6)).await;
+    let owner6 = lab.node_of_mac(&mac6).expect("a node's MAC").to_string();
+    eprintln!("{v4} answered by {owner}, {v6} by {owner6}");
+    let body = until("curl over IPv4", 10, || lab.curl(&format!("http://{v4}/"))).await;
+    assert_eq!(
+        body,
+        format!("hello from {owner}"),
+        "steered to the announcing node's NodePort"
+    );
+    let body = until("curl over IPv6", 10, || lab.curl(&format!("http://[{v6}]/"))).await;
+    assert_eq!(body, format!("hello from {owner6}"));
+
+    // (c) SIGTERM: graceful handover.
+    let pinger = lab.pinger(&v4).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut speaker = lab.remove(&format!("speaker-{owner}")).unwrap();
+    speaker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        speaker.wait(Duration::from_secs(5)).is_some_and(|s| s.success()),
+        "clean exit on SIGTERM"
+    );
+    let next = other(&owner);
+    until("the other node to answer ARP", 10, || {
+        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(next)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (outage, replies) = pinger.outage();
+    eprintln!(
+        "FIGURE sigterm_handover_ms={:.1} replies={replies}",
+        outage.as_secs_f64() * 1e3
+    );
+    assert!(outage < Duration::from_secs(3), "handover took {outage:?}");
+    let nft = lab.net.exec(&owner, &["nft", "list", "tables"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&nft.stdout).contains("ferrolb"),
+        "table removed on shutdown"
+    );
+
+    // The stopped speaker comes back; its addresses return to it (same plan as before).
+    lab.speaker(&owner, &[]).unwrap();
+    until("the first node to answer again", 15, || {
+        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(owner.as_str())).then_some(())
+    })
+    .await;
+
+    // (b) SIGKILL of the speaker alone: the node lives, traffic keeps flowing through it.
+    let pinger = lab.pinger(&v4).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut speaker = lab.remove(&format!("speaker-{owner}")).unwrap();
+    speaker.signal(nix::sys::signal::Signal::SIGKILL);
+    speaker.wait(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        lab.curl(&format!("http://{v4}/")),
+        Some(format!("hello from {owner}")),
+        "steering survives the speaker"
+    );
+    lab.speaker(&owner, &[]).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (outage, replies) = pinger.outage();
+    eprintln!(
+        "FIGURE sigkill_outage_ms={:.1} replies={replies}",
+        outage.as_secs_f64() * 1e3
+    );
+    assert!(
+        outage < Duration::from_millis(500),
+        "a speaker crash interrupted traffic for {outage:?}"
+    );
+    let mac = lab.arping(&v4).expect("an answer after the restart");
+    assert_eq!(
+        lab.node_of_mac(&mac),
+        Some(owner.as_str()),
+        "the restarted speaker took its address back"
+    );
+
+    // (a) Node death: the announcing node's link goes down.
+    let pinger = lab.pinger(&v4).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lab.net.set_link(&owner, false).unwrap();
+    until("the other node to answer ARP", 10, || {
+        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(next)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (outage, replies) = pinger.outage();
+    eprintln!(
+        "FIGURE node_death_outage_ms={:.1} replies={replies}",
+        outage.as_secs_f64() * 1e3
+    );
+    assert!(outage < Duration::from_secs(3), "failover took {outage:?}");
+    assert_eq!(
+        lab.curl(&format!("http://{v4}/")),
+        Some(format!("hello from {next}"))
+    );
+    lab.net.set_link(&owner, true).unwrap();
+    until(
+        "the first node to answer again after its link is back",
+        20,
+        || {
+            (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(owner.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
+    if skip() {
+        return;
+    }
+    let mut lab = lab("b").await;
+    let port = lab.service("local", true).await.unwrap();
+    lab.backends(port).unwrap();
+    lab.endpoints("local", &["n2"]).await.unwrap();
+    let (v4, v6) = lab.addresses("local").await.unwrap();
+    for (ip, ask) in [
+        (&v4, Lab::arping as fn(&Lab, &str) -> Option<String>),
+        (&v6, Lab::ndisc6),
+    ] {
+        until("the endpoint's node to answer", 10, || {
+            (ask(&lab, ip).as_deref().and_then(|m| lab.node_of_mac(m)) == Some("n2")).then_some(())
+        })
+        .await;
+    }
+    lab.endpoints("local", &["n1"]).await.unwrap();
+    until("the announcement to follow the endpoint", 10, || {
+        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some("n1")).then_some(())
+    })
+    .await;
+    assert_eq!(lab.curl(&format!("http://[{v6}]/")), Some("hello from n1".into()));
+
+    // The API server goes away for 30 s: nothing changes, nothing flaps.
+    let pinger = lab.pinger(&v4).unwrap();
+    lab.server.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)),
+        Some("n1")
+    );
+    lab.server.restart().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (outage, replies) = pinger.outage();
+    eprintln!(
+        "FIGURE api_down_outage_ms={:.1} replies={replies}",
+        outage.as_secs_f64() * 1e3
+    );
+    assert!(
+        outage < Duration::from_millis(500),
+        "traffic stopped for {outage:?} while the API was away"
+    );
+    assert_eq!(
+        lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)),
+        Some("n1")
+    );
+    let _ = &mut lab;
+}
