@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# FerroLB's main job, locally. Today: validate a configuration with the same model the
-# controller and speakers use, and show what it reports. The network-namespace lab
-# demo (API test server, controller, two speakers, ARP/NDP, curl through the VIP and a
-# live failover) replaces this with the speaker issue; the command stays the same.
+# FerroLB's main job, locally and with no cluster: builds the binaries, creates a
+# network-namespace lab (a LAN bridge, two nodes, a client), starts the API test server,
+# the controller and a speaker per node, applies a pool, an L2Advertisement and a
+# dual-stack Service, then shows the EXTERNAL-IPs, who answers ARP and NDP, curl
+# through the VIPs, and a live failover with its measured outage. Everything it creates
+# is removed at the end, also when interrupted. Pass --hold to keep the lab up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+    echo "The demo builds network namespaces and raw sockets: run it as root (sudo scripts/demo.sh)." >&2
+    exit 2
+fi
 . scripts/lib.sh
 
-ensure_debian_packages build-essential ca-certificates
+ensure_debian_packages build-essential ca-certificates python3 python3-venv \
+    iproute2 nftables arping ndisc6 iputils-ping curl
 ensure_rust
+ensure_client_tools
 
-cargo build --quiet --locked -p ferrolb-controller
-bin=target/debug/ferrolb-controller
-
-echo "== A healthy configuration: a dual-stack pool announced in Layer 2"
-"$bin" validate -f examples/l2-dual-stack.yaml
-echo
-echo "== The same plus two mistakes: the valid objects stay in force, each mistake is named"
-"$bin" validate -f examples/l2-dual-stack.yaml -f examples/mistakes.yaml || true
-echo
-echo "The lab demo (announcing the address, curl through it, failover) arrives with the speaker."
+echo "== building FerroLB"
+cargo build --quiet --locked --workspace
+exec target/debug/ferrolb-demo "$@"

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # A C compiler for crates with C parts (ring); Python for the client tools.
 ensure_debian_packages build-essential ca-certificates python3 python3-venv
 ensure_rust
+# The Layer 2 lab (tests/lab): namespaces, nftables, kernel clients, keepalived for the
+# failover comparison.
+ensure_debian_packages iproute2 nftables arping ndisc6 iputils-ping curl keepalived tcpdump
 # kubectl and the Python client drive the API test server in tests/apiserver.
 ensure_client_tools
 
@@ -15,5 +18,7 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (the lab runs the binaries)"
+cargo build --workspace --locked
 echo "== cargo test"
 cargo test --workspace --locked
