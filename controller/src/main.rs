@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ferrolb_controller::allocator::ClassPolicy;
 use ferrolb_controller::leader::Timing;
-use ferrolb_controller::metrics::{self, Metrics};
+use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::run::{self, Options};
 use tokio::sync::watch;
 
@@ -93,14 +93,7 @@ fn main() -> ExitCode {
 }
 
 fn run_controller(args: RunArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ferrolb_process::init_logging();
     let seconds = |s: f64, what: &str| {
         Duration::try_from_secs_f64(s)
             .with_context(|| format!("--{what} must be a positive number of seconds"))
@@ -135,10 +128,10 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         .block_on(async move {
             let client = kube::Client::try_default().await.context("connecting to the API server")?;
             let metrics = Metrics::new();
-            let listener = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+            let listener = tokio::spawn(ferrolb_process::serve(args.metrics_addr, metrics.clone()));
             let (stop_tx, stop) = watch::channel(false);
             tokio::spawn(async move {
-                shutdown_signal().await;
+                ferrolb_process::shutdown_signal().await;
                 tracing::info!("shutting down");
                 stop_tx.send_replace(true);
             });
@@ -151,20 +144,4 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
                 },
             }
         })
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

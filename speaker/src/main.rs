@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use ferrolb_speaker::announcer::Schedule;
 use ferrolb_speaker::interfaces::DEFAULT_EXCLUDES;
 use ferrolb_speaker::membership::{Membership, Options as GossipOptions, Profile, Sealer};
-use ferrolb_speaker::metrics::{self, Metrics};
+use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::run::{self, Options};
 use tokio::sync::watch;
 
@@ -83,14 +83,7 @@ enum Liveness {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ferrolb_process::init_logging();
     // One thread: the speaker's work is small and latency-bound, and a single thread
     // keeps the answer path free of cross-thread wake-ups.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -146,10 +139,10 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
         .await
         .context("connecting to the API server")?;
     let metrics = Metrics::new();
-    let listener = tokio::spawn(metrics::serve(cli.metrics_addr, metrics.clone()));
+    let listener = tokio::spawn(ferrolb_process::serve(cli.metrics_addr, metrics.clone()));
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        ferrolb_process::shutdown_signal().await;
         stop_tx.send_replace(true);
     });
     let options = Options {
@@ -172,21 +165,5 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             Ok(Err(e)) => Err(e.context(format!("serving metrics on {}", cli.metrics_addr))),
             _ => Ok(()),
         },
-    }
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

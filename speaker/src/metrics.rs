@@ -1,14 +1,9 @@
-//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints. Counters
-//! kept by the announcer and the gossip are copied in at each scrape.
+//! Prometheus metrics (served by `ferrolb_process::serve`). Counters kept by the
+//! announcer and the gossip are copied in at each scrape.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -114,6 +109,12 @@ impl Metrics {
         self.members.set(members as i64);
         self.announcer_changes.inc_by(changes);
     }
+}
+
+impl ferrolb_process::Exporter for Metrics {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
 
     fn render(&self) -> String {
         let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,28 +165,4 @@ fn catch_up(counter: &Counter, total: u64) {
     if total > now {
         counter.inc_by(total - now);
     }
-}
-
-/// Serves the endpoints on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move { m.render() }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(m): State<Arc<Metrics>>| async move {
-                if m.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
-            }),
-        )
-        .with_state(metrics);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app).await?;
-    Ok(())
 }
