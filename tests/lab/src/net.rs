@@ -109,27 +109,12 @@ impl Net {
                 "name", &host.port, "netns", &lan,
             ])?;
             sh(&["ip", "-n", &lan, "link", "set", &host.port, "master", "br0", "up"])?;
-            sh(&[
-                "ip",
-                "-n",
-                &host.ns,
-                "addr",
-                "add",
-                &format!("{}/24", host.v4),
-                "dev",
-                "eth0",
-            ])?;
-            sh(&[
-                "ip",
-                "-n",
-                &host.ns,
-                "addr",
-                "add",
-                &format!("{}/64", host.v6),
-                "dev",
-                "eth0",
-                "nodad",
-            ])?;
+            let (v4, v6) = (format!("{}/24", host.v4), format!("{}/64", host.v6));
+            for (address, flags) in [(&v4, &[][..]), (&v6, &["nodad"][..])] {
+                let mut args = vec!["ip", "-n", &host.ns, "addr", "add", address, "dev", "eth0"];
+                args.extend(flags);
+                sh(&args)?;
+            }
             sh(&["ip", "-n", &host.ns, "link", "set", "eth0", "up"])?;
             sh(&["ip", "-n", &host.ns, "link", "set", "lo", "up"])?;
             net.hosts.push(host);

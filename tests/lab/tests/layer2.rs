@@ -35,6 +35,20 @@ async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -
     }
 }
 
+/// The node answering ARP for `ip`.
+fn owner(lab: &Lab, ip: &str) -> Option<String> {
+    lab.arping(ip)
+        .and_then(|m| lab.node_of_mac(&m).map(str::to_string))
+}
+
+/// Waits until `node` answers ARP for `ip`.
+async fn until_owner(lab: &Lab, ip: &str, node: &str, secs: u64) {
+    until(&format!("{node} to answer ARP for {ip}"), secs, || {
+        (owner(lab, ip).as_deref() == Some(node)).then_some(())
+    })
+    .await;
+}
+
 fn other(node: &str) -> &'static str {
     NODES
         .iter()
@@ -72,14 +86,14 @@ async fn announces_answers_and_fails_over() {
 
     // ARP and NDP answered by one node each; curl through the VIP reaches that node's NodePort.
     let mac4 = until("an ARP answer", 10, || lab.arping(&v4)).await;
-    let owner = lab.node_of_mac(&mac4).expect("a node's MAC").to_string();
+    let first = lab.node_of_mac(&mac4).expect("a node's MAC").to_string();
     let mac6 = until("an NDP answer", 10, || lab.ndisc6(&v6)).await;
     let owner6 = lab.node_of_mac(&mac6).expect("a node's MAC").to_string();
-    eprintln!("{v4} answered by {owner}, {v6} by {owner6}");
+    eprintln!("{v4} answered by {first}, {v6} by {owner6}");
     let body = until("curl over IPv4", 10, || lab.curl(&format!("http://{v4}/"))).await;
     assert_eq!(
         body,
-        format!("hello from {owner}"),
+        format!("hello from {first}"),
         "steered to the announcing node's NodePort"
     );
     let body = until("curl over IPv6", 10, || lab.curl(&format!("http://[{v6}]/"))).await;
@@ -88,17 +102,14 @@ async fn announces_answers_and_fails_over() {
     // (c) SIGTERM: graceful handover.
     let pinger = lab.pinger(&v4).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut speaker = lab.remove(&format!("speaker-{owner}")).unwrap();
+    let mut speaker = lab.remove(&format!("speaker-{first}")).unwrap();
     speaker.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(
         speaker.wait(Duration::from_secs(5)).is_some_and(|s| s.success()),
         "clean exit on SIGTERM"
     );
-    let next = other(&owner);
-    until("the other node to answer ARP", 10, || {
-        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(next)).then_some(())
-    })
-    .await;
+    let next = other(&first);
+    until_owner(&lab, &v4, next, 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, replies) = pinger.outage();
     eprintln!(
@@ -106,32 +117,29 @@ async fn announces_answers_and_fails_over() {
         outage.as_secs_f64() * 1e3
     );
     assert!(outage < Duration::from_secs(3), "handover took {outage:?}");
-    let nft = lab.net.exec(&owner, &["nft", "list", "tables"]).output().unwrap();
+    let nft = lab.net.exec(&first, &["nft", "list", "tables"]).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&nft.stdout).contains("ferrolb"),
         "table removed on shutdown"
     );
 
     // The stopped speaker comes back; its addresses return to it (same plan as before).
-    lab.speaker(&owner, &[]).unwrap();
-    until("the first node to answer again", 15, || {
-        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(owner.as_str())).then_some(())
-    })
-    .await;
+    lab.speaker(&first, &[]).unwrap();
+    until_owner(&lab, &v4, &first, 15).await;
 
     // (b) SIGKILL of the speaker alone: the node lives, traffic keeps flowing through it.
     let pinger = lab.pinger(&v4).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut speaker = lab.remove(&format!("speaker-{owner}")).unwrap();
+    let mut speaker = lab.remove(&format!("speaker-{first}")).unwrap();
     speaker.signal(nix::sys::signal::Signal::SIGKILL);
     speaker.wait(Duration::from_secs(5));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         lab.curl(&format!("http://{v4}/")),
-        Some(format!("hello from {owner}")),
+        Some(format!("hello from {first}")),
         "steering survives the speaker"
     );
-    lab.speaker(&owner, &[]).unwrap();
+    lab.speaker(&first, &[]).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (outage, replies) = pinger.outage();
     eprintln!(
@@ -142,21 +150,17 @@ async fn announces_answers_and_fails_over() {
         outage < Duration::from_millis(500),
         "a speaker crash interrupted traffic for {outage:?}"
     );
-    let mac = lab.arping(&v4).expect("an answer after the restart");
     assert_eq!(
-        lab.node_of_mac(&mac),
-        Some(owner.as_str()),
+        owner(&lab, &v4),
+        Some(first.clone()),
         "the restarted speaker took its address back"
     );
 
     // (a) Node death: the announcing node's link goes down.
     let pinger = lab.pinger(&v4).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    lab.net.set_link(&owner, false).unwrap();
-    until("the other node to answer ARP", 10, || {
-        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(next)).then_some(())
-    })
-    .await;
+    lab.net.set_link(&first, false).unwrap();
+    until_owner(&lab, &v4, next, 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, replies) = pinger.outage();
     eprintln!(
@@ -168,16 +172,9 @@ async fn announces_answers_and_fails_over() {
         lab.curl(&format!("http://{v4}/")),
         Some(format!("hello from {next}"))
     );
-    lab.net.set_link(&owner, true).unwrap();
-    until(
-        "the first node to answer again after its link is back",
-        20,
-        || {
-            (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some(owner.as_str()))
-                .then_some(())
-        },
-    )
-    .await;
+    lab.net.set_link(&first, true).unwrap();
+    // Back on the LAN, the first node wins its address again (the planner's order).
+    until_owner(&lab, &v4, &first, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,20 +197,14 @@ async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
         .await;
     }
     lab.endpoints("local", &["n1"]).await.unwrap();
-    until("the announcement to follow the endpoint", 10, || {
-        (lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)) == Some("n1")).then_some(())
-    })
-    .await;
+    until_owner(&lab, &v4, "n1", 10).await;
     assert_eq!(lab.curl(&format!("http://[{v6}]/")), Some("hello from n1".into()));
 
     // The API server goes away for 30 s: nothing changes, nothing flaps.
     let pinger = lab.pinger(&v4).unwrap();
     lab.server.stop();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(
-        lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)),
-        Some("n1")
-    );
+    assert_eq!(owner(&lab, &v4).as_deref(), Some("n1"));
     lab.server.restart().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (outage, replies) = pinger.outage();
@@ -225,9 +216,6 @@ async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
         outage < Duration::from_millis(500),
         "traffic stopped for {outage:?} while the API was away"
     );
-    assert_eq!(
-        lab.arping(&v4).as_deref().and_then(|m| lab.node_of_mac(m)),
-        Some("n1")
-    );
+    assert_eq!(owner(&lab, &v4).as_deref(), Some("n1"));
     let _ = &mut lab;
 }
