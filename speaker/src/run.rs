@@ -139,8 +139,12 @@ pub async fn run(
             .map(|n| planner::node_info(n))
             .collect();
         if let Some(m) = &options.membership {
-            m.seeds(seeds(&stores.nodes.state(), &options.node, options.gossip_port))
-                .await;
+            // Only a change is sent: each list makes the gossip announce to strangers.
+            let now = seeds(&stores.nodes.state(), &options.node, options.gossip_port);
+            if now != state.seeds {
+                state.seeds = now.clone();
+                m.seeds(now).await;
+            }
         }
         // Before the gossip has had a chance to find the others, a speaker alone would
         // claim every address: wait, then fall back to Node readiness if still alone.
@@ -179,11 +183,10 @@ pub async fn run(
             }
         };
         let links_now = links.borrow_and_update().clone();
-        let plan = plan(&stores, &options.namespace, &nodes, &live);
-        let services: BTreeMap<String, ServiceInfo> = services(&stores)
-            .into_iter()
-            .map(|s| (s.key.clone(), s))
-            .collect();
+        let services = services(&stores);
+        let plan = plan(&stores, &options.namespace, &services, &nodes, &live);
+        let services: BTreeMap<String, ServiceInfo> =
+            services.into_iter().map(|s| (s.key.clone(), s)).collect();
         state.apply(
             &options, &plan, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
         );
@@ -353,7 +356,13 @@ fn services(stores: &Stores) -> Vec<ServiceInfo> {
         .collect()
 }
 
-fn plan(stores: &Stores, namespace: &str, nodes: &[planner::NodeInfo], live: &BTreeSet<String>) -> Plan {
+fn plan(
+    stores: &Stores,
+    namespace: &str,
+    services: &[ServiceInfo],
+    nodes: &[planner::NodeInfo],
+    live: &BTreeSet<String>,
+) -> Plan {
     let objects = Objects {
         pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
         l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
@@ -361,10 +370,9 @@ fn plan(stores: &Stores, namespace: &str, nodes: &[planner::NodeInfo], live: &BT
         ..Objects::default()
     };
     let outcome = config::build(namespace, &objects);
-    let services = services(stores);
     planner::plan(Input {
         config: &outcome.config,
-        services: &services,
+        services,
         nodes,
         live,
     })
@@ -373,6 +381,7 @@ fn plan(stores: &Stores, namespace: &str, nodes: &[planner::NodeInfo], live: &BT
 /// What was applied last, to tell changes apart.
 #[derive(Default)]
 struct State {
+    seeds: Vec<SocketAddr>,
     planned: bool,
     fallback: bool,
     members_changed: bool,
