@@ -81,6 +81,11 @@ pub struct Nftables {
 }
 
 impl Nftables {
+    /// The rules in place (none before the first [`Nftables::apply`]).
+    pub fn current(&self) -> impl Iterator<Item = &Steer> {
+        self.current.iter().flatten()
+    }
+
     /// Makes the table hold exactly `rules`.
     pub async fn apply(&mut self, rules: &BTreeSet<Steer>) -> Result<(), NftError> {
         if self.current.as_ref() == Some(rules) {

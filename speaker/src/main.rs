@@ -51,9 +51,10 @@ struct Cli {
     /// Seconds a node whose speaker died (its kernel still answering) keeps its addresses.
     #[arg(long, default_value_t = 10.0)]
     speaker_grace: f64,
-    /// Milliseconds to wait for a node's kernel when probing a speaker declared down.
-    #[arg(long, default_value_t = 30)]
-    probe_timeout_ms: u64,
+    /// Milliseconds to wait for a node's kernel when probing a speaker declared down
+    /// (default: the profile's, 20 / 5 / 200).
+    #[arg(long)]
+    probe_timeout_ms: Option<u64>,
     /// Seconds with no gossip peer (while other Nodes are Ready) before using Node readiness.
     #[arg(long, default_value_t = 5.0)]
     gossip_fallback_after: f64,
@@ -126,7 +127,9 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
                 profile: cli.gossip_profile,
                 sealer: Sealer::new(key.as_deref().map(<[u8]>::trim_ascii)),
                 grace: seconds(cli.speaker_grace, "speaker-grace")?,
-                probe_timeout: Duration::from_millis(cli.probe_timeout_ms),
+                probe_timeout: cli
+                    .probe_timeout_ms
+                    .map_or(cli.gossip_profile.probe_timeout(), Duration::from_millis),
             };
             Some(
                 Membership::start(options)

@@ -138,6 +138,11 @@ impl Loopback {
         })
     }
 
+    /// The addresses this speaker put on `lo`.
+    pub fn added(&self) -> &BTreeSet<IpAddr> {
+        &self.added
+    }
+
     /// Makes `lo` carry exactly `ips` among the addresses this speaker added.
     pub async fn set(&mut self, ips: &BTreeSet<IpAddr>) {
         let stale: Vec<IpAddr> = self

@@ -108,7 +108,10 @@ pub async fn run(
         event_rx,
     ));
     let mut steering = if options.dataplane {
-        Some((Nftables::default(), Loopback::open().await?))
+        Some(Steering {
+            nft: Nftables::default(),
+            lo: Loopback::open().await?,
+        })
     } else {
         None
     };
@@ -183,26 +186,49 @@ pub async fn run(
             }
         };
         let links_now = links.borrow_and_update().clone();
-        let services = services(&stores);
-        let plan = plan(&stores, &options.namespace, &services, &nodes, &live);
+        let services_list = services(&stores);
+        let config = configuration(&stores, &options.namespace);
+        let plan_with = |live: &BTreeSet<String>| {
+            planner::plan(Input {
+                config: &config,
+                services: &services_list,
+                nodes: &nodes,
+                live,
+            })
+        };
+        let plan = plan_with(&live);
         let services: BTreeMap<String, ServiceInfo> =
-            services.into_iter().map(|s| (s.key.clone(), s)).collect();
-        state.apply(
-            &options, &plan, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
-        );
-        if let Some((nft, lo)) = &mut steering {
-            let (rules, vips) = steering_rules(
+            services_list.iter().map(|s| (s.key.clone(), s.clone())).collect();
+        let mine = claim(&options, &plan, &links_now);
+        let steer = steering.as_mut().map(|s| {
+            // Rules for every address this node may have to take over (its plan were it
+            // the only live node), so a takeover waits for no nft run; `lo` carries only
+            // the owned ones, as the kernel would answer ARP for them otherwise.
+            let me = BTreeSet::from([options.node.clone()]);
+            let eligible = plan_with(&me);
+            let rules = steering_rules(
                 &options.node,
-                &plan,
+                &eligible,
                 &services,
                 &stores.nodes.state(),
                 &links_now,
-                &state.owned,
+                &claim(&options, &eligible, &links_now).owned,
             );
-            if let Err(err) = nft.apply(&rules).await {
-                tracing::error!(error = %err, "cannot write the nftables steering");
-            }
-            lo.set(&vips).await;
+            let vips: BTreeSet<IpAddr> = mine.owned.keys().copied().collect();
+            (s, (rules, vips))
+        });
+        // Steering is in place before the gratuitous ARP draws traffic, and stays until
+        // the node has stopped answering for the addresses it gives up.
+        if let Some((s, (rules, vips))) = steer {
+            s.widen(&rules, &vips).await;
+            state.apply(
+                mine, &options, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
+            );
+            s.set(&rules, &vips).await;
+        } else {
+            state.apply(
+                mine, &options, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
+            );
         }
         metrics.ready.store(true, Ordering::Relaxed);
         let woke = wait(
@@ -216,6 +242,7 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
+        tracing::debug!(?woke, "planning");
         if woke == Woke::Gossip {
             state.members_changed = true;
         }
@@ -225,7 +252,7 @@ pub async fn run(
         m.leave().await;
     }
     l2.apply(&Owned::new(), &Links::default());
-    if let Some((nft, lo)) = &mut steering {
+    if let Some(Steering { nft, lo }) = &mut steering {
         if let Err(err) = nft.remove().await {
             tracing::warn!(error = %err, "cannot remove the nftables table");
         }
@@ -356,26 +383,15 @@ fn services(stores: &Stores) -> Vec<ServiceInfo> {
         .collect()
 }
 
-fn plan(
-    stores: &Stores,
-    namespace: &str,
-    services: &[ServiceInfo],
-    nodes: &[planner::NodeInfo],
-    live: &BTreeSet<String>,
-) -> Plan {
+/// The configuration of the stored objects (invalid ones left out, as the controller reports them).
+fn configuration(stores: &Stores, namespace: &str) -> config::Config {
     let objects = Objects {
         pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
         l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
         nodes: stores.nodes.state().iter().map(|o| (**o).clone()).collect(),
         ..Objects::default()
     };
-    let outcome = config::build(namespace, &objects);
-    planner::plan(Input {
-        config: &outcome.config,
-        services,
-        nodes,
-        live,
-    })
+    config::build(namespace, &objects).config
 }
 
 /// What was applied last, to tell changes apart.
@@ -392,12 +408,76 @@ struct State {
     warned: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// This node's share of a plan.
+struct Mine {
+    /// Address → interfaces to announce it on.
+    owned: Owned,
+    /// Service → interfaces it is announced on.
+    announced: BTreeMap<String, Vec<String>>,
+    /// Service → listed interfaces this node lacks.
+    missing: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn claim(options: &Options, plan: &Plan, links: &Links) -> Mine {
+    let mut mine = Mine {
+        owned: Owned::new(),
+        announced: BTreeMap::new(),
+        missing: BTreeMap::new(),
+    };
+    for (ip, a) in plan.of_node(&options.node) {
+        let choice = links.choose(*ip, &a.interfaces, &options.excludes);
+        for service in &a.services {
+            mine.announced
+                .entry(service.clone())
+                .or_default()
+                .extend(choice.interfaces.iter().cloned());
+            if !choice.missing.is_empty() {
+                mine.missing
+                    .entry(service.clone())
+                    .or_default()
+                    .extend(choice.missing.iter().cloned());
+            }
+        }
+        if !choice.interfaces.is_empty() {
+            mine.owned.insert(*ip, choice.interfaces);
+        }
+    }
+    for list in mine.announced.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    mine
+}
+
+/// The dataplane of the announced addresses: nft rules and the VIPs on `lo`.
+struct Steering {
+    nft: Nftables,
+    lo: Loopback,
+}
+
+impl Steering {
+    /// Puts exactly `rules` and `vips` in place.
+    async fn set(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
+        if let Err(err) = self.nft.apply(rules).await {
+            tracing::error!(error = %err, "cannot write the nftables steering");
+        }
+        self.lo.set(vips).await;
+    }
+
+    /// Adds `rules` and `vips` to what is in place, removing nothing.
+    async fn widen(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
+        let rules: BTreeSet<Steer> = self.nft.current().chain(rules).cloned().collect();
+        let vips: BTreeSet<IpAddr> = self.lo.added().union(vips).copied().collect();
+        self.set(&rules, &vips).await;
+    }
+}
+
 impl State {
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
+        mine: Mine,
         options: &Options,
-        plan: &Plan,
         services: &BTreeMap<String, ServiceInfo>,
         links: &Links,
         l2: &L2,
@@ -406,31 +486,11 @@ impl State {
         live: &BTreeSet<String>,
         statuses: &watch::Sender<status::Desired>,
     ) {
-        let mut owned = Owned::new();
-        let mut announced: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (ip, a) in plan.of_node(&options.node) {
-            let choice = links.choose(*ip, &a.interfaces, &options.excludes);
-            for service in &a.services {
-                announced
-                    .entry(service.clone())
-                    .or_default()
-                    .extend(choice.interfaces.iter().cloned());
-                if !choice.missing.is_empty() {
-                    missing
-                        .entry(service.clone())
-                        .or_default()
-                        .extend(choice.missing.iter().cloned());
-                }
-            }
-            if !choice.interfaces.is_empty() {
-                owned.insert(*ip, choice.interfaces);
-            }
-        }
-        for list in announced.values_mut() {
-            list.sort();
-            list.dedup();
-        }
+        let Mine {
+            owned,
+            announced,
+            missing,
+        } = mine;
         let changes = owned.keys().filter(|ip| !self.owned.contains_key(ip)).count()
             + self.owned.keys().filter(|ip| !owned.contains_key(ip)).count();
         l2.apply(&owned, links);
@@ -521,8 +581,8 @@ fn event(
     }
 }
 
-/// The dataplane's rules and the addresses for `lo`: every port with a NodePort of
-/// every Service this node announces, to the node's address of the VIP's family.
+/// The dataplane's rules: every port with a NodePort of every Service `plan` gives this
+/// node, to the node's address of the VIP's family.
 fn steering_rules(
     node: &str,
     plan: &Plan,
@@ -530,7 +590,7 @@ fn steering_rules(
     nodes: &[Arc<Node>],
     links: &Links,
     owned: &Owned,
-) -> (BTreeSet<Steer>, BTreeSet<IpAddr>) {
+) -> BTreeSet<Steer> {
     let api_ips = nodes
         .iter()
         .find(|n| n.name_any() == node)
@@ -565,5 +625,5 @@ fn steering_rules(
             });
         }
     }
-    (rules, owned.keys().copied().collect())
+    rules
 }

@@ -41,12 +41,15 @@ impl PacketSocket {
             Kind::Ndp => ETHERTYPE_IPV6,
         }
         .to_be();
+        // Protocol 0 here and the real one at bind: a socket created with a protocol is
+        // hooked to every interface at once, and rebinding it waits for an RCU grace
+        // period (synchronize_net, about 10 ms), which lay on the takeover path.
         // SAFETY: plain syscall; the result is checked before it is owned.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::c_int::from(protocol),
+                0,
             )
         };
         if raw < 0 {

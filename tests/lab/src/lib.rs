@@ -178,7 +178,9 @@ impl Lab {
         let api: Api<Node> = Api::all(self.client.clone());
         api.create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            &serde_json::from_value(
+                json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}),
+            )?,
         )
         .await?;
         let status = json!({"status": {
@@ -261,6 +263,22 @@ impl Lab {
         Some(self.procs.remove(i))
     }
 
+    /// Runs `args` in the namespace of `host` as process `name` (log in `<name>.log`).
+    pub fn spawn(&mut self, name: &str, host: &str, args: &[&str]) -> anyhow::Result<()> {
+        let child = self
+            .net
+            .exec(host, args)
+            .stdout(Stdio::null())
+            .stderr(self.log(name)?)
+            .spawn()
+            .with_context(|| format!("starting {}", args[0]))?;
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+        });
+        Ok(())
+    }
+
     /// Starts an HTTP server answering `hello from <node>` on `port` (both families) in
     /// each node.
     pub fn backends(&mut self, port: u16) -> anyhow::Result<()> {
@@ -268,21 +286,21 @@ impl Lab {
             let root = self.dir.join(format!("www-{name}"));
             std::fs::create_dir_all(&root)?;
             std::fs::write(root.join("index.html"), format!("hello from {name}\n"))?;
-            let child = self
-                .net
-                .exec(
-                    name,
-                    &["python3", "-m", "http.server", &port.to_string(), "--bind", "::"],
-                )
-                .arg("--directory")
-                .arg(&root)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            self.procs.push(Proc {
-                name: format!("backend-{name}"),
-                child,
-            });
+            let root = root.to_str().context("utf-8 path")?;
+            self.spawn(
+                &format!("backend-{name}"),
+                name,
+                &[
+                    "python3",
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "::",
+                    "--directory",
+                    root,
+                ],
+            )?;
         }
         Ok(())
     }
@@ -423,6 +441,37 @@ impl Lab {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The node answering ARP for `ip`.
+    pub fn owner(&self, ip: &str) -> Option<String> {
+        self.arping(ip)
+            .and_then(|m| self.node_of_mac(&m).map(str::to_string))
+    }
+
+    /// Waits until `node` answers ARP for `ip`.
+    pub async fn until_owner(&self, ip: &str, node: &str, secs: u64) -> anyhow::Result<()> {
+        until(&format!("{node} to answer ARP for {ip}"), secs, || {
+            (self.owner(ip).as_deref() == Some(node)).then_some(())
+        })
+        .await
+    }
+
+    /// The sum of the samples of metric `name` on the speaker of `node`.
+    pub fn speaker_metric(&self, node: &str, name: &str) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{SPEAKER_METRICS}/metrics");
+        let out = self
+            .net
+            .exec(node, &["curl", "-s", "-m", "2", &url])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let samples: Vec<f64> = text
+            .lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with([' ', '{'])))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!samples.is_empty()).then(|| samples.iter().sum())
+    }
+
     /// The node whose MAC is `mac`.
     pub fn node_of_mac(&self, mac: &str) -> Option<&str> {
         self.net
@@ -442,6 +491,29 @@ impl Lab {
             .spawn()?;
         Ok(Pinger { child })
     }
+}
+
+/// Polls `probe` every 50 ms until it gives a value, for at most `secs` seconds.
+pub async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The lab node that is not `node`.
+pub fn other(node: &str) -> &'static str {
+    NODES
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n != node)
+        .expect("two nodes")
 }
 
 /// A running `ping`; [`Pinger::outage`] stops it and reads the replies.

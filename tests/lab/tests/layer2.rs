@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ferrolb_lab::{Lab, NODES, unavailable};
+use ferrolb_lab::{Lab, NODES, other, unavailable, until};
 use serde_json::json;
 
 fn skip() -> bool {
@@ -19,42 +19,6 @@ fn skip() -> bool {
         }
         None => false,
     }
-}
-
-async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The node answering ARP for `ip`.
-fn owner(lab: &Lab, ip: &str) -> Option<String> {
-    lab.arping(ip)
-        .and_then(|m| lab.node_of_mac(&m).map(str::to_string))
-}
-
-/// Waits until `node` answers ARP for `ip`.
-async fn until_owner(lab: &Lab, ip: &str, node: &str, secs: u64) {
-    until(&format!("{node} to answer ARP for {ip}"), secs, || {
-        (owner(lab, ip).as_deref() == Some(node)).then_some(())
-    })
-    .await;
-}
-
-fn other(node: &str) -> &'static str {
-    NODES
-        .iter()
-        .map(|(n, _)| *n)
-        .find(|n| *n != node)
-        .expect("two nodes")
 }
 
 /// Sets up controller, speakers, backends, a pool and an advertisement.
@@ -85,18 +49,22 @@ async fn announces_answers_and_fails_over() {
     let (v4, v6) = lab.addresses("web").await.unwrap();
 
     // ARP and NDP answered by one node each; curl through the VIP reaches that node's NodePort.
-    let mac4 = until("an ARP answer", 10, || lab.arping(&v4)).await;
+    let mac4 = until("an ARP answer", 10, || lab.arping(&v4)).await.unwrap();
     let first = lab.node_of_mac(&mac4).expect("a node's MAC").to_string();
-    let mac6 = until("an NDP answer", 10, || lab.ndisc6(&v6)).await;
+    let mac6 = until("an NDP answer", 10, || lab.ndisc6(&v6)).await.unwrap();
     let owner6 = lab.node_of_mac(&mac6).expect("a node's MAC").to_string();
     eprintln!("{v4} answered by {first}, {v6} by {owner6}");
-    let body = until("curl over IPv4", 10, || lab.curl(&format!("http://{v4}/"))).await;
+    let body = until("curl over IPv4", 10, || lab.curl(&format!("http://{v4}/")))
+        .await
+        .unwrap();
     assert_eq!(
         body,
         format!("hello from {first}"),
         "steered to the announcing node's NodePort"
     );
-    let body = until("curl over IPv6", 10, || lab.curl(&format!("http://[{v6}]/"))).await;
+    let body = until("curl over IPv6", 10, || lab.curl(&format!("http://[{v6}]/")))
+        .await
+        .unwrap();
     assert_eq!(body, format!("hello from {owner6}"));
 
     // (c) SIGTERM: graceful handover.
@@ -109,7 +77,7 @@ async fn announces_answers_and_fails_over() {
         "clean exit on SIGTERM"
     );
     let next = other(&first);
-    until_owner(&lab, &v4, next, 10).await;
+    lab.until_owner(&v4, next, 10).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, replies) = pinger.outage();
     eprintln!(
@@ -125,7 +93,7 @@ async fn announces_answers_and_fails_over() {
 
     // The stopped speaker comes back; its addresses return to it (same plan as before).
     lab.speaker(&first, &[]).unwrap();
-    until_owner(&lab, &v4, &first, 15).await;
+    lab.until_owner(&v4, &first, 15).await.unwrap();
 
     // (b) SIGKILL of the speaker alone: the node lives, traffic keeps flowing through it.
     let pinger = lab.pinger(&v4).unwrap();
@@ -151,7 +119,7 @@ async fn announces_answers_and_fails_over() {
         "a speaker crash interrupted traffic for {outage:?}"
     );
     assert_eq!(
-        owner(&lab, &v4),
+        lab.owner(&v4),
         Some(first.clone()),
         "the restarted speaker took its address back"
     );
@@ -160,7 +128,7 @@ async fn announces_answers_and_fails_over() {
     let pinger = lab.pinger(&v4).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     lab.net.set_link(&first, false).unwrap();
-    until_owner(&lab, &v4, next, 10).await;
+    lab.until_owner(&v4, next, 10).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, replies) = pinger.outage();
     eprintln!(
@@ -174,7 +142,7 @@ async fn announces_answers_and_fails_over() {
     );
     lab.net.set_link(&first, true).unwrap();
     // Back on the LAN, the first node wins its address again (the planner's order).
-    until_owner(&lab, &v4, &first, 20).await;
+    lab.until_owner(&v4, &first, 20).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,17 +162,18 @@ async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
         until("the endpoint's node to answer", 10, || {
             (ask(&lab, ip).as_deref().and_then(|m| lab.node_of_mac(m)) == Some("n2")).then_some(())
         })
-        .await;
+        .await
+        .unwrap();
     }
     lab.endpoints("local", &["n1"]).await.unwrap();
-    until_owner(&lab, &v4, "n1", 10).await;
+    lab.until_owner(&v4, "n1", 10).await.unwrap();
     assert_eq!(lab.curl(&format!("http://[{v6}]/")), Some("hello from n1".into()));
 
     // The API server goes away for 30 s: nothing changes, nothing flaps.
     let pinger = lab.pinger(&v4).unwrap();
     lab.server.stop();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(owner(&lab, &v4).as_deref(), Some("n1"));
+    assert_eq!(lab.owner(&v4).as_deref(), Some("n1"));
     lab.server.restart().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (outage, replies) = pinger.outage();
@@ -216,6 +185,6 @@ async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
         outage < Duration::from_millis(500),
         "traffic stopped for {outage:?} while the API was away"
     );
-    assert_eq!(owner(&lab, &v4).as_deref(), Some("n1"));
+    assert_eq!(lab.owner(&v4).as_deref(), Some("n1"));
     let _ = &mut lab;
 }

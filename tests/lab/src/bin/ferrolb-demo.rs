@@ -4,10 +4,9 @@
 //! `ferrolb-demo [--hold]`: with `--hold` the lab stays up until Ctrl-C.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
-use ferrolb_lab::{APPS, Lab, NODES, unavailable};
+use ferrolb_lab::{APPS, Lab, NODES, other, unavailable, until};
 use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -58,30 +57,27 @@ async fn demo(hold: bool) -> anyhow::Result<()> {
     let (v4, v6) = lab.addresses("web").await?;
     kubectl(&lab, &["get", "service", "web", "-n", APPS, "-o", "wide"]);
 
-    let owner = wait_owner(&lab, &v4, 10)
-        .await
-        .context("nobody answers ARP for the VIP")?;
+    let owner = until("an ARP answer for the VIP", 10, || lab.owner(&v4)).await?;
     println!("== who answers");
     println!("   ARP {v4:<14} -> {} ({owner})", lab.net.host(&owner).mac);
-    let ndp = ask(|| lab.ndisc6(&v6), 10).await;
-    match ndp.as_deref().and_then(|m| lab.node_of_mac(m)) {
+    let ndp = until("an NDP answer", 10, || lab.ndisc6(&v6)).await;
+    match ndp.ok().as_deref().and_then(|m| lab.node_of_mac(m)) {
         Some(node) => println!("   NDP {v6:<14} -> {} ({node})", lab.net.host(node).mac),
         None => println!("   NDP {v6:<14} -> no answer"),
     }
     println!("== curl through the VIPs (steered by nftables to the node's NodePort {port})");
     for url in [format!("http://{v4}/"), format!("http://[{v6}]/")] {
-        let body = ask(|| lab.curl(&url), 10)
+        let body = until("curl", 10, || lab.curl(&url))
             .await
-            .unwrap_or_else(|| "(no answer)".into());
+            .unwrap_or_else(|_| "(no answer)".into());
         println!("   curl {url:<24} -> {body}");
     }
     println!("== failover: taking {owner}'s link down while the client pings {v4} every 10 ms");
     let pinger = lab.pinger(&v4)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     lab.net.set_link(&owner, false)?;
-    let next = wait_other(&lab, &v4, &owner, 10)
-        .await
-        .context("no other node took over")?;
+    let next = other(&owner);
+    lab.until_owner(&v4, next, 10).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, _) = pinger.outage();
     println!(
@@ -117,38 +113,4 @@ fn kubectl(lab: &Lab, args: &[&str]) {
         }
         _ => println!("   (kubectl not found; scripts/demo.sh installs it into .tools/bin)"),
     }
-}
-
-async fn ask<T>(mut probe: impl FnMut() -> Option<T>, secs: u64) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
-
-async fn wait_owner(lab: &Lab, ip: &str, secs: u64) -> Option<String> {
-    ask(
-        || {
-            lab.arping(ip)
-                .and_then(|m| lab.node_of_mac(&m).map(str::to_string))
-        },
-        secs,
-    )
-    .await
-}
-
-async fn wait_other(lab: &Lab, ip: &str, not: &str, secs: u64) -> Option<String> {
-    ask(
-        || {
-            lab.arping(ip)
-                .and_then(|m| lab.node_of_mac(&m).map(str::to_string))
-                .filter(|n| n != not)
-        },
-        secs,
-    )
-    .await
 }
