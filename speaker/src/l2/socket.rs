@@ -9,9 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use std::time::Duration;
 
 use crate::packet::{ETHERTYPE_ARP, ETHERTYPE_IPV6, Mac};
 
@@ -27,15 +25,17 @@ pub enum Kind {
 /// `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): our own frames are not looped back to us.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
-/// A non-blocking AF_PACKET socket bound to one interface.
+/// An AF_PACKET socket bound to one interface. Receiving blocks (for a dedicated
+/// thread, up to a timeout); sending never does.
 #[derive(Debug)]
 pub struct PacketSocket {
-    fd: AsyncFd<OwnedFd>,
+    fd: OwnedFd,
 }
 
 impl PacketSocket {
-    /// Opens a socket for `kind` on the interface with index `ifindex`.
-    pub fn open(ifindex: u32, kind: Kind) -> io::Result<Self> {
+    /// Opens a socket for `kind` on the interface with index `ifindex`; a receive waits
+    /// at most `timeout`.
+    pub fn open(ifindex: u32, kind: Kind, timeout: Duration) -> io::Result<Self> {
         let protocol = match kind {
             Kind::Arp => ETHERTYPE_ARP,
             Kind::Ndp => ETHERTYPE_IPV6,
@@ -45,13 +45,7 @@ impl PacketSocket {
         // hooked to every interface at once, and rebinding it waits for an RCU grace
         // period (synchronize_net, about 10 ms), which lay on the takeover path.
         // SAFETY: plain syscall; the result is checked before it is owned.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -61,6 +55,20 @@ impl PacketSocket {
             attach_filter(&fd, &NEIGHBOR_SOLICITATIONS)?;
         }
         set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+        let timeval = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: `timeval` is a valid timeval and its size is passed.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeval).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
         let addr = link_addr(ifindex, protocol, Mac::ZERO);
         // SAFETY: `addr` is a valid sockaddr_ll and its size is passed.
         check(unsafe {
@@ -70,9 +78,6 @@ impl PacketSocket {
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
-        // SAFETY: an OwnedFd always returns the descriptor it owns, open until dropped.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
         Ok(Self { fd })
     }
 
@@ -106,25 +111,32 @@ impl PacketSocket {
         })
     }
 
-    /// Receives one frame into `buf` (longer frames are truncated), returning its length.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd
-            .async_io(Interest::READABLE, |fd| {
-                // SAFETY: `buf` is valid for `buf.len()` bytes.
-                let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+    /// Waits for one frame into `buf` (longer frames are truncated), returning its
+    /// length, or `None` when the timeout passed first.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // SAFETY: `buf` is valid for `buf.len()` bytes.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        }
     }
 
     /// Sends one whole Ethernet frame; a full queue is an error (the caller counts it).
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: `frame` is valid for `frame.len()` bytes.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {

@@ -92,7 +92,7 @@ impl Profile {
         };
         let (period, rtt, suspect, gossip) = match self {
             Profile::Default => (60, 20, 60, 30),
-            Profile::Fast => (12, 4, 12, 8),
+            Profile::Fast => (10, 3, 10, 8),
             Profile::Relaxed => {
                 return Config {
                     notify_down_members: true,
@@ -121,7 +121,7 @@ impl Profile {
     pub fn probe_timeout(self) -> Duration {
         Duration::from_millis(match self {
             Profile::Default => 20,
-            Profile::Fast => 5,
+            Profile::Fast => 4,
             Profile::Relaxed => 200,
         })
     }
