@@ -274,34 +274,50 @@ async fn rss(run: usize, services: usize) -> anyhow::Result<f64> {
     let announced = started.elapsed();
     // Past the takeover's repeated gratuitous frames, and a resync of the watches.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let mut memory = |name: &str| -> anyhow::Result<(f64, f64)> {
-        let pid = lab.proc(name).pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib = |key: &str| -> Option<f64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        };
-        Ok((
-            kib("VmHWM:").context("VmHWM")? / 1024.0,
-            kib("VmRSS:").context("VmRSS")? / 1024.0,
-        ))
-    };
-    let (n1_peak, n1_now) = memory("speaker-n1")?;
-    let (n2_peak, _) = memory("speaker-n2")?;
-    let (controller_peak, _) = memory("controller")?;
+    let mut memory = |name: &str| memory(lab.proc(name).pid());
+    let n1 = memory("speaker-n1")?;
+    let n2 = memory("speaker-n2")?;
+    let controller = memory("controller")?;
     println!(
-        "FIGURE rss run={run} services={services} announcer_peak_mib={n1_peak:.1} announcer_now_mib={n1_now:.1} \
-         idle_speaker_peak_mib={n2_peak:.1} controller_peak_mib={controller_peak:.1} \
+        "FIGURE rss run={run} services={services} announcer_peak_mib={:.1} announcer_anon_mib={:.1} \
+         announcer_file_mib={:.1} idle_speaker_peak_mib={:.1} controller_peak_mib={:.1} \
          created_s={:.1} all_announced_s={:.1}",
+        n1.peak,
+        n1.anon,
+        n1.file,
+        n2.peak,
+        controller.peak,
         created.as_secs_f64(),
         announced.as_secs_f64()
     );
-    Ok(n1_peak)
+    Ok(n1.peak)
+}
+
+/// A process's memory from /proc, in MiB.
+struct Memory {
+    /// Peak resident set (VmHWM).
+    peak: f64,
+    /// Resident anonymous memory now (heap, stacks).
+    anon: f64,
+    /// Resident file-backed memory now (the mapped binary and libraries).
+    file: f64,
+}
+
+fn memory(pid: i32) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let mib = |key: &str| -> anyhow::Result<f64> {
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("{key} in /proc/{pid}/status"))?;
+        Ok(kib / 1024.0)
+    };
+    Ok(Memory {
+        peak: mib("VmHWM:")?,
+        anon: mib("RssAnon:")?,
+        file: mib("RssFile:")?,
+    })
 }
 
 /// The `p`th percentile (nearest rank) of `values`.
