@@ -1,8 +1,9 @@
 //! The Layer 2 benchmarks of BENCHMARKS.md, measured in the namespace lab (needs root;
 //! build the workspace first, in release for the published figures):
 //!
-//! - `failover [--profile P]`: outage seen by a client pinging every 10 ms when the
-//!   announcing node's link goes down, FerroLB with a gossip profile;
+//! - `failover [--profile P] [--event link|sigterm]`: outage seen by a client pinging
+//!   every 10 ms when the announcing node's link goes down (node death) or its speaker
+//!   is stopped (graceful handover), FerroLB with a gossip profile;
 //! - `keepalived [--advert-int S]`: the same with keepalived (VRRP) on the nodes instead;
 //! - `arp-latency`: ARP answer time of the speaker next to the kernel's, seen by arping;
 //! - `rss [--services N]`: speaker peak memory with N dual-stack Services announced by
@@ -28,11 +29,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum What {
-    /// Node death with FerroLB.
+    /// Node death or handover with FerroLB.
     Failover {
         /// The speakers' `--gossip-profile`.
         #[arg(long, default_value = "default")]
         profile: String,
+        /// What happens to the announcing node.
+        #[arg(long, value_enum, default_value_t = Event::Link)]
+        event: Event,
     },
     /// Node death with keepalived (VRRP) on the nodes.
     Keepalived {
@@ -54,6 +58,15 @@ enum What {
     },
 }
 
+/// What ends the announcing node's turn.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Event {
+    /// Its LAN link goes down (node death).
+    Link,
+    /// Its speaker gets SIGTERM (graceful handover), then restarts.
+    Sigterm,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     if let Some(reason) = ferrolb_lab::unavailable() {
@@ -61,15 +74,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     match cli.what {
-        What::Failover { profile } => {
+        What::Failover { profile, event } => {
+            let args = ["--gossip-profile", profile.as_str()];
             let label = format!("ferrolb_{profile}");
-            let (lab, vip) = ferrolb(&["--gossip-profile", &profile], json!({})).await?;
-            summary(&label, "ms", &failovers(&lab, &vip, cli.runs, &label).await?);
+            let (mut lab, vip) = ferrolb(&args, json!({})).await?;
+            let outages = failovers(&mut lab, &vip, cli.runs, &label, event, &args).await?;
+            summary(&label, "ms", &outages);
         }
         What::Keepalived { advert_int } => {
             let label = format!("keepalived_{advert_int}s");
-            let (lab, vip) = keepalived(advert_int).await?;
-            summary(&label, "ms", &failovers(&lab, &vip, cli.runs, &label).await?);
+            let (mut lab, vip) = keepalived(advert_int).await?;
+            let outages = failovers(&mut lab, &vip, cli.runs, &label, Event::Link, &[]).await?;
+            summary(&label, "ms", &outages);
         }
         What::ArpLatency { count } => arp_latency(cli.runs, count).await?,
         What::Rss { services } => {
@@ -101,22 +117,53 @@ async fn ferrolb(speaker_args: &[&str], ad_spec: serde_json::Value) -> anyhow::R
     Ok((lab, v4))
 }
 
-/// Takes the announcing node's link down `runs` times (restoring it and waiting for the
-/// address to return in between); the client's outage of each, in ms.
-async fn failovers(lab: &Lab, vip: &str, runs: usize, label: &str) -> anyhow::Result<Vec<f64>> {
+/// Ends the announcing node's turn by `event` `runs` times (restoring the node and
+/// waiting for the address to return in between); the client's outage of each, in ms.
+/// `speaker_args` restart a stopped speaker.
+async fn failovers(
+    lab: &mut Lab,
+    vip: &str,
+    runs: usize,
+    label: &str,
+    event: Event,
+    speaker_args: &[&str],
+) -> anyhow::Result<Vec<f64>> {
     let mut outages = Vec::new();
     for run in 1..=runs {
         let owner = until("an ARP answer", 30, || lab.owner(vip)).await?;
         let pinger = lab.pinger(vip)?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        lab.net.set_link(&owner, false)?;
+        let stopped = match event {
+            Event::Link => {
+                lab.net.set_link(&owner, false)?;
+                None
+            }
+            Event::Sigterm => {
+                let speaker = lab
+                    .remove(&format!("speaker-{owner}"))
+                    .context("the owner's speaker")?;
+                speaker.signal(nix::sys::signal::Signal::SIGTERM);
+                Some(speaker)
+            }
+        };
         lab.until_owner(vip, other(&owner), 30).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (outage, replies) = pinger.outage();
         let ms = outage.as_secs_f64() * 1e3;
-        println!("FIGURE {label} run={run} node_death_outage_ms={ms:.1} replies={replies}");
+        let what = if event == Event::Link {
+            "node_death"
+        } else {
+            "sigterm_handover"
+        };
+        println!("FIGURE {label} run={run} {what}_outage_ms={ms:.1} replies={replies}");
         outages.push(ms);
-        lab.net.set_link(&owner, true)?;
+        match stopped {
+            None => lab.net.set_link(&owner, true)?,
+            Some(mut speaker) => {
+                speaker.wait(Duration::from_secs(5));
+                lab.speaker(&owner, speaker_args)?;
+            }
+        }
         lab.until_owner(vip, &owner, 30).await?;
         // Let the takeover's repeated announcements and the gossip settle.
         tokio::time::sleep(Duration::from_secs(3)).await;
