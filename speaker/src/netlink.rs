@@ -1,6 +1,10 @@
 //! rtnetlink shell: follows the node's links and addresses live (a fresh dump after
 //! every change notification, so the snapshot is never patched wrong), and puts
 //! announced addresses on `lo` for the dataplane.
+//!
+//! Addresses on loopback links are left out of the snapshot and their notifications
+//! ignored: they are never announced on, and the dataplane's own VIPs there would make
+//! a takeover of N addresses cost N dumps of N addresses.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -9,6 +13,8 @@ use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, MulticastGroup};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -39,33 +45,57 @@ pub async fn follow(tx: watch::Sender<Links>) -> Result<(), NetlinkError> {
     ])?;
     tokio::spawn(connection);
     loop {
-        let links = dump(&handle).await?;
+        let (links, loopback) = dump(&handle).await?;
         tx.send_if_modified(|old| {
             let changed = *old != links;
             *old = links;
             changed
         });
-        messages.next().await.ok_or(NetlinkError::Ended)?;
         // A burst of notifications (a link going down drops its addresses) costs one dump.
-        while messages.try_recv().is_ok() {}
+        let mut relevant = false;
+        while !relevant {
+            let (message, _) = messages.next().await.ok_or(NetlinkError::Ended)?;
+            relevant = !on_loopback(&message, &loopback);
+            while let Ok((message, _)) = messages.try_recv() {
+                relevant |= !on_loopback(&message, &loopback);
+            }
+        }
     }
 }
 
-/// One snapshot of the links and their addresses.
-pub async fn dump(handle: &Handle) -> Result<Links, NetlinkError> {
+/// Whether `message` is about an address on one of the `loopback` links.
+fn on_loopback(message: &NetlinkMessage<RouteNetlinkMessage>, loopback: &BTreeSet<u32>) -> bool {
+    match &message.payload {
+        NetlinkPayload::InnerMessage(
+            RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a),
+        ) => loopback.contains(&a.header.index),
+        _ => false,
+    }
+}
+
+/// One snapshot of the links and their addresses (none of loopback links), and the
+/// indexes of the loopback links.
+async fn dump(handle: &Handle) -> Result<(Links, BTreeSet<u32>), NetlinkError> {
     let mut links = Links::default();
+    let mut loopback = BTreeSet::new();
     let mut stream = handle.link().get().execute();
     while let Some(msg) = stream.try_next().await? {
+        if msg.header.flags.contains(LinkFlags::Loopback) {
+            loopback.insert(msg.header.index);
+        }
         let link = link_of(&msg);
         links.links.insert(link.index, link);
     }
     let mut stream = handle.address().get().execute();
     while let Some(msg) = stream.try_next().await? {
+        if loopback.contains(&msg.header.index) {
+            continue;
+        }
         if let Some(net) = net_of(&msg) {
             links.addresses.entry(msg.header.index).or_default().push(net);
         }
     }
-    Ok(links)
+    Ok((links, loopback))
 }
 
 fn link_of(msg: &LinkMessage) -> Link {
@@ -129,7 +159,7 @@ impl Loopback {
     pub async fn open() -> Result<Self, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        let links = dump(&handle).await?;
+        let (links, _) = dump(&handle).await?;
         let index = links.by_name("lo").map(|l| l.index).unwrap_or(1);
         Ok(Self {
             handle,

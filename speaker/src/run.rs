@@ -21,7 +21,7 @@ use ferrolb_crds::api::{IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
 use ferrolb_crds::service::ServiceEvent;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -77,11 +77,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirty = Arc::new(Notify::new());
     let stores = Stores {
-        services: watch_into(Api::all(client.clone()), &dirty),
-        slices: watch_into(Api::all(client.clone()), &dirty),
-        nodes: watch_into(Api::all(client.clone()), &dirty),
-        pools: watch_into(Api::namespaced(client.clone(), &options.namespace), &dirty),
-        ads: watch_into(Api::namespaced(client.clone(), &options.namespace), &dirty),
+        services: watch_into(Api::all(client.clone()), &dirty, |_| {}),
+        slices: watch_into(Api::all(client.clone()), &dirty, prune_slice),
+        nodes: watch_into(Api::all(client.clone()), &dirty, prune_node),
+        pools: watch_into(
+            Api::namespaced(client.clone(), &options.namespace),
+            &dirty,
+            |_| {},
+        ),
+        ads: watch_into(
+            Api::namespaced(client.clone(), &options.namespace),
+            &dirty,
+            |_| {},
+        ),
     };
     let (links_tx, mut links) = watch::channel(Links::default());
     tokio::spawn(async move {
@@ -303,8 +311,11 @@ async fn wait(
     woke
 }
 
-/// Starts a watch of `api` into a store; every event wakes the planner.
-fn watch_into<K>(api: Api<K>, dirty: &Arc<Notify>) -> Store<K>
+/// Starts a watch of `api` into a store, objects pruned to what the speaker reads
+/// (`prune`, and for every kind the field-manager records and annotations, often most
+/// of an object's size: kubectl's last-applied copy, controllers' bookkeeping). Every
+/// event wakes the planner.
+fn watch_into<K>(api: Api<K>, dirty: &Arc<Notify>, prune: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -314,8 +325,12 @@ where
         writer,
         watcher(api, watcher::Config::default())
             .default_backoff()
-            // Field-manager records are most of an object's size and never read.
-            .modify(|o| o.managed_fields_mut().clear()),
+            .modify(move |o| {
+                let meta = o.meta_mut();
+                meta.managed_fields = None;
+                meta.annotations = None;
+                prune(o);
+            }),
     );
     let dirty = dirty.clone();
     tokio::spawn(async move {
@@ -345,6 +360,38 @@ fn seeds(nodes: &[Arc<Node>], me: &str, port: u16) -> Vec<SocketAddr> {
 }
 
 /// A Node's InternalIP addresses.
+/// Keeps of a Node its labels, the type and status of its conditions and its addresses
+/// (a Node's image list alone can be tens of kilobytes).
+fn prune_node(node: &mut Node) {
+    if let Some(status) = node.status.take() {
+        node.status = Some(NodeStatus {
+            addresses: status.addresses,
+            conditions: status.conditions.map(|list| {
+                list.into_iter()
+                    .map(|c| NodeCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        ..NodeCondition::default()
+                    })
+                    .collect()
+            }),
+            ..NodeStatus::default()
+        });
+    }
+    node.spec = None;
+}
+
+/// Keeps of each endpoint its node and conditions.
+fn prune_slice(slice: &mut EndpointSlice) {
+    for endpoint in &mut slice.endpoints {
+        endpoint.target_ref = None;
+        endpoint.hints = None;
+        endpoint.hostname = None;
+        endpoint.deprecated_topology = None;
+        endpoint.zone = None;
+    }
+}
+
 fn node_ips(node: &Node) -> Vec<IpAddr> {
     node.status
         .iter()
