@@ -52,7 +52,7 @@ struct Cli {
     #[arg(long, default_value_t = 10.0)]
     speaker_grace: f64,
     /// Milliseconds to wait for a node's kernel when probing a speaker declared down
-    /// (default: the profile's, 20 / 5 / 200).
+    /// (default: the profile's, 20 / 4 / 200).
     #[arg(long)]
     probe_timeout_ms: Option<u64>,
     /// Seconds with no gossip peer (while other Nodes are Ready) before using Node readiness.

@@ -511,9 +511,13 @@ impl Steering {
         self.lo.set(vips).await;
     }
 
-    /// Adds `rules` and `vips` to what is in place, removing nothing.
+    /// Adds `rules` and `vips` to what is in place, removing nothing but the rules
+    /// `rules` replace (same address, port and protocol: a map holds one target each).
     async fn widen(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
-        let rules: BTreeSet<Steer> = self.nft.current().chain(rules).cloned().collect();
+        let key = |s: &Steer| (s.protocol.clone(), s.vip, s.port);
+        let replaced: BTreeSet<_> = rules.iter().map(key).collect();
+        let kept = self.nft.current().filter(|s| !replaced.contains(&key(s)));
+        let rules: BTreeSet<Steer> = kept.chain(rules).cloned().collect();
         let vips: BTreeSet<IpAddr> = self.lo.added().union(vips).copied().collect();
         self.set(&rules, &vips).await;
     }

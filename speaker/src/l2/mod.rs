@@ -146,21 +146,23 @@ impl L2 {
     fn open(&self, name: &str, index: u32, mac: Mac) -> std::io::Result<Port> {
         let arp = Arc::new(PacketSocket::open(index, Kind::Arp, READ_TIMEOUT)?);
         let ndp = Arc::new(PacketSocket::open(index, Kind::Ndp, READ_TIMEOUT)?);
-        let stop = Arc::new(AtomicBool::new(false));
-        for (socket, kind) in [(arp.clone(), "arp"), (ndp.clone(), "ndp")] {
-            let (l2, name, stop) = (self.clone(), name.to_string(), stop.clone());
+        // The port exists before its threads: if one fails to start, dropping the port
+        // stops the other.
+        let port = Port {
+            index,
+            mac,
+            arp: arp.clone(),
+            ndp: ndp.clone(),
+            groups: BTreeSet::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        for (socket, kind) in [(arp, "arp"), (ndp, "ndp")] {
+            let (l2, name, stop) = (self.clone(), name.to_string(), port.stop.clone());
             std::thread::Builder::new()
                 .name(format!("{kind}-{name}"))
                 .spawn(move || l2.read(&name, &socket, &stop))?;
         }
-        Ok(Port {
-            index,
-            mac,
-            arp,
-            ndp,
-            groups: BTreeSet::new(),
-            stop,
-        })
+        Ok(port)
     }
 
     fn read(&self, name: &str, socket: &PacketSocket, stop: &AtomicBool) {
@@ -169,6 +171,9 @@ impl L2 {
             match socket.recv(&mut buf) {
                 Ok(Some(n)) => {
                     let mut state = self.lock();
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     if let Some(answer) = state.announcer.receive(name, &buf[..n]) {
                         state.send(&[answer]);
                     }

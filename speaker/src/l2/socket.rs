@@ -54,21 +54,12 @@ impl PacketSocket {
         if kind == Kind::Ndp {
             attach_filter(&fd, &NEIGHBOR_SOLICITATIONS)?;
         }
-        set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+        set_opt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &(1 as libc::c_int))?;
         let timeval = libc::timeval {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
         };
-        // SAFETY: `timeval` is a valid timeval and its size is passed.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const timeval).cast(),
-                size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })?;
+        set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeval)?;
         let addr = link_addr(ifindex, protocol, Mac::ZERO);
         // SAFETY: `addr` is a valid sockaddr_ll and its size is passed.
         check(unsafe {
@@ -99,16 +90,7 @@ impl PacketSocket {
             mr_address: [0; 8],
         };
         mreq.mr_address[..6].copy_from_slice(&mac.0);
-        // SAFETY: `mreq` is a valid packet_mreq and its size is passed.
-        check(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                op,
-                (&raw const mreq).cast(),
-                size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        })
+        set_opt(&self.fd, libc::SOL_PACKET, op, &mreq)
     }
 
     /// Waits for one frame into `buf` (longer frames are truncated), returning its
@@ -179,27 +161,21 @@ fn attach_filter(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> 
         len: program.len() as libc::c_ushort,
         filter: program.as_ptr().cast_mut(),
     };
-    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies it.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&raw const prog).cast(),
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    })
+    // The kernel copies the program during the call; `program` outlives it.
+    set_opt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
-fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: `value` is a valid c_int and its size is passed.
+/// `setsockopt` with a plain-data option value.
+fn set_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points at a `T` and its size is passed; callers pass the C type the
+    // option expects.
     check(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&raw const value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
         )
     })
 }

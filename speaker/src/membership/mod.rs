@@ -25,7 +25,7 @@ mod seal;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -112,6 +112,9 @@ impl Profile {
             notify_down_members: true,
             remove_down_after: Some(Duration::from_secs(600)),
             max_packet_size: NonZeroUsize::new(1300).expect("positive"),
+            // foca derives 1 from a two-node cluster: one lost refutation would then
+            // turn a suspicion into a death within the short suspicion window.
+            max_transmissions: lan.max_transmissions.max(NonZeroU8::new(3).expect("positive")),
             ..lan
         }
     }
@@ -445,7 +448,7 @@ mod tests {
 
     /// A loopback address of its own per member and test, so tests may run in parallel.
     fn addr(test: u8, member: u8) -> SocketAddr {
-        SocketAddr::from(([127, 31, test, member], 7946))
+        SocketAddr::from(([127, 31, test, member], 47946))
     }
 
     async fn member(test: u8, n: u8, key: Option<&[u8]>, grace: Duration) -> Membership {
