@@ -37,7 +37,7 @@ pub enum NetlinkError {
 }
 
 /// Follows links and addresses, publishing each new snapshot on `tx`; returns only on error.
-pub async fn follow(tx: watch::Sender<Links>) -> Result<(), NetlinkError> {
+pub async fn follow(tx: &watch::Sender<Links>) -> Result<std::convert::Infallible, NetlinkError> {
     let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,

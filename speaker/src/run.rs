@@ -93,8 +93,10 @@ pub async fn run(
     };
     let (links_tx, mut links) = watch::channel(Links::default());
     tokio::spawn(async move {
-        if let Err(err) = crate::netlink::follow(links_tx).await {
-            tracing::error!(error = %err, "lost track of the node's links");
+        loop {
+            let Err(err) = crate::netlink::follow(&links_tx).await;
+            tracing::error!(error = %err, "lost track of the node's links: following again in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     let l2 = L2::start(options.schedule);
@@ -119,6 +121,7 @@ pub async fn run(
         Some(Steering {
             nft: Nftables::default(),
             lo: Loopback::open().await?,
+            rules: None,
         })
     } else {
         None
@@ -138,17 +141,24 @@ pub async fn run(
     let started = Instant::now();
     let mut isolated_since: Option<Instant> = None;
     let mut state = State::default();
+    // What woke the loop decides what is read again: the stores only change with the
+    // API, the steering rules only with the API or the links. A gossip change (a
+    // takeover) plans from what is at hand.
+    let mut woke = Woke::Api;
+    let mut view: Option<View> = None;
     loop {
+        if woke == Woke::Api {
+            view = None;
+        }
+        let View {
+            services: services_list,
+            config,
+            nodes,
+        } = view.get_or_insert_with(|| View::read(&stores, &options.namespace));
         let live = match &mut live_rx {
             Some(rx) => rx.borrow_and_update().clone(),
             None => BTreeSet::new(),
         };
-        let nodes: Vec<planner::NodeInfo> = stores
-            .nodes
-            .state()
-            .iter()
-            .map(|n| planner::node_info(n))
-            .collect();
         if let Some(m) = &options.membership {
             // Only a change is sent: each list makes the gossip announce to strangers.
             let now = seeds(&stores.nodes.state(), &options.node, options.gossip_port);
@@ -166,16 +176,16 @@ pub async fn run(
             None
         };
         let live = match (&options.membership, isolated_since) {
-            (None, _) => ready_nodes(&nodes),
+            (None, _) => ready_nodes(nodes),
             (Some(_), Some(since)) if since.elapsed() >= options.fallback_after => {
                 if !state.fallback {
                     tracing::warn!("no other speaker reachable by gossip: using Node readiness");
                 }
                 state.fallback = true;
-                ready_nodes(&nodes)
+                ready_nodes(nodes)
             }
             (Some(_), Some(_)) if started.elapsed() < options.fallback_after && !state.planned => {
-                wait(
+                woke = wait(
                     &dirty,
                     &mut links,
                     &mut live_rx,
@@ -194,52 +204,45 @@ pub async fn run(
             }
         };
         let links_now = links.borrow_and_update().clone();
-        let services_list = services(&stores);
-        let config = configuration(&stores, &options.namespace);
         let plan_with = |live: &BTreeSet<String>| {
             planner::plan(Input {
-                config: &config,
-                services: &services_list,
-                nodes: &nodes,
+                config,
+                services: services_list,
+                nodes,
                 live,
             })
         };
         let plan = plan_with(&live);
-        let services: BTreeMap<String, ServiceInfo> =
-            services_list.iter().map(|s| (s.key.clone(), s.clone())).collect();
+        let services: BTreeMap<&str, &ServiceInfo> =
+            services_list.iter().map(|s| (s.key.as_str(), s)).collect();
         let mine = claim(&options, &plan, &links_now);
-        let steer = steering.as_mut().map(|s| {
-            // Rules for every address this node may have to take over (its plan were it
-            // the only live node), so a takeover waits for no nft run; `lo` carries only
-            // the owned ones, as the kernel would answer ARP for them otherwise.
-            let me = BTreeSet::from([options.node.clone()]);
-            let eligible = plan_with(&me);
-            let rules = steering_rules(
-                &options.node,
-                &eligible,
-                &services,
-                &stores.nodes.state(),
-                &links_now,
-                &claim(&options, &eligible, &links_now).owned,
-            );
-            let vips: BTreeSet<IpAddr> = mine.owned.keys().copied().collect();
-            (s, (rules, vips))
-        });
-        // Steering is in place before the gratuitous ARP draws traffic, and stays until
-        // the node has stopped answering for the addresses it gives up.
-        if let Some((s, (rules, vips))) = steer {
-            s.widen(&rules, &vips).await;
-            state.apply(
-                mine, &options, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
-            );
-            s.set(&rules, &vips).await;
-        } else {
-            state.apply(
-                mine, &options, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
-            );
+        if let Some(s) = &mut steering {
+            if woke != Woke::Gossip || s.rules.is_none() {
+                // Rules for every address this node may have to take over (its plan
+                // were it the only live node), so a takeover waits for no nft run.
+                let eligible = plan_with(&BTreeSet::from([options.node.clone()]));
+                s.rules = Some(steering_rules(
+                    &options.node,
+                    &eligible,
+                    &services,
+                    &stores.nodes.state(),
+                    &links_now,
+                    &claim(&options, &eligible, &links_now).owned,
+                ));
+            }
+            // Steering is in place before the gratuitous ARP draws traffic; `lo` carries
+            // only owned addresses (the kernel would answer ARP for the others).
+            s.widen(&mine.owned).await;
+        }
+        state.apply(
+            mine, &options, &services, &links_now, &l2, &event_tx, &metrics, &live, &status_tx,
+        );
+        if let Some(s) = &mut steering {
+            // ...and stays until the node has stopped answering for what it gave up.
+            s.narrow(&state.owned).await;
         }
         metrics.ready.store(true, Ordering::Relaxed);
-        let woke = wait(
+        woke = wait(
             &dirty,
             &mut links,
             &mut live_rx,
@@ -260,7 +263,7 @@ pub async fn run(
         m.leave().await;
     }
     l2.apply(&Owned::new(), &Links::default());
-    if let Some(Steering { nft, lo }) = &mut steering {
+    if let Some(Steering { nft, lo, .. }) = &mut steering {
         if let Err(err) = nft.remove().await {
             tracing::warn!(error = %err, "cannot remove the nftables table");
         }
@@ -430,15 +433,33 @@ fn services(stores: &Stores) -> Vec<ServiceInfo> {
         .collect()
 }
 
-/// The configuration of the stored objects (invalid ones left out, as the controller reports them).
-fn configuration(stores: &Stores, namespace: &str) -> config::Config {
-    let objects = Objects {
-        pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
-        l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
-        nodes: stores.nodes.state().iter().map(|o| (**o).clone()).collect(),
-        ..Objects::default()
-    };
-    config::build(namespace, &objects).config
+/// What the planner reads from the stores.
+struct View {
+    services: Vec<ServiceInfo>,
+    config: config::Config,
+    nodes: Vec<planner::NodeInfo>,
+}
+
+impl View {
+    fn read(stores: &Stores, namespace: &str) -> Self {
+        let objects = Objects {
+            pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
+            l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
+            nodes: stores.nodes.state().iter().map(|o| (**o).clone()).collect(),
+            ..Objects::default()
+        };
+        Self {
+            services: services(stores),
+            // Invalid objects are left out, as the controller reports them.
+            config: config::build(namespace, &objects).config,
+            nodes: stores
+                .nodes
+                .state()
+                .iter()
+                .map(|n| planner::node_info(n))
+                .collect(),
+        }
+    }
 }
 
 /// What was applied last, to tell changes apart.
@@ -500,26 +521,35 @@ fn claim(options: &Options, plan: &Plan, links: &Links) -> Mine {
 struct Steering {
     nft: Nftables,
     lo: Loopback,
+    /// The rules wanted (every address the node may take over), computed again only
+    /// when the API or the links change.
+    rules: Option<BTreeSet<Steer>>,
 }
 
 impl Steering {
-    /// Puts exactly `rules` and `vips` in place.
-    async fn set(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
+    /// Puts the wanted rules in place, keeping rules they do not replace (same address,
+    /// port and protocol: a map holds one target each), and adds `owned` to `lo`.
+    async fn widen(&mut self, owned: &Owned) {
+        let wanted = self.rules.clone().unwrap_or_default();
+        let key = |s: &Steer| (s.protocol.clone(), s.vip, s.port);
+        let replaced: BTreeSet<_> = wanted.iter().map(key).collect();
+        let kept = self.nft.current().filter(|s| !replaced.contains(&key(s)));
+        let rules: BTreeSet<Steer> = kept.chain(&wanted).cloned().collect();
+        let vips: BTreeSet<IpAddr> = self.lo.added().iter().chain(owned.keys()).copied().collect();
+        self.put(&rules, &vips).await;
+    }
+
+    /// Puts exactly the wanted rules in place and exactly `owned` on `lo`.
+    async fn narrow(&mut self, owned: &Owned) {
+        let rules = self.rules.clone().unwrap_or_default();
+        self.put(&rules, &owned.keys().copied().collect()).await;
+    }
+
+    async fn put(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
         if let Err(err) = self.nft.apply(rules).await {
             tracing::error!(error = %err, "cannot write the nftables steering");
         }
         self.lo.set(vips).await;
-    }
-
-    /// Adds `rules` and `vips` to what is in place, removing nothing but the rules
-    /// `rules` replace (same address, port and protocol: a map holds one target each).
-    async fn widen(&mut self, rules: &BTreeSet<Steer>, vips: &BTreeSet<IpAddr>) {
-        let key = |s: &Steer| (s.protocol.clone(), s.vip, s.port);
-        let replaced: BTreeSet<_> = rules.iter().map(key).collect();
-        let kept = self.nft.current().filter(|s| !replaced.contains(&key(s)));
-        let rules: BTreeSet<Steer> = kept.chain(rules).cloned().collect();
-        let vips: BTreeSet<IpAddr> = self.lo.added().union(vips).copied().collect();
-        self.set(&rules, &vips).await;
     }
 }
 
@@ -529,7 +559,7 @@ impl State {
         &mut self,
         mine: Mine,
         options: &Options,
-        services: &BTreeMap<String, ServiceInfo>,
+        services: &BTreeMap<&str, &ServiceInfo>,
         links: &Links,
         l2: &L2,
         events: &mpsc::Sender<ServiceEvent>,
@@ -555,7 +585,7 @@ impl State {
                 continue;
             }
             let ips: Vec<String> = services
-                .get(service)
+                .get(service.as_str())
                 .map(|s| s.ips.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
             tracing::info!(%service, ips = ?ips, ?interfaces, "announcing");
@@ -637,7 +667,7 @@ fn event(
 fn steering_rules(
     node: &str,
     plan: &Plan,
-    services: &BTreeMap<String, ServiceInfo>,
+    services: &BTreeMap<&str, &ServiceInfo>,
     nodes: &[Arc<Node>],
     links: &Links,
     owned: &Owned,
@@ -664,7 +694,7 @@ fn steering_rules(
         for port in a
             .services
             .iter()
-            .filter_map(|s| services.get(s))
+            .filter_map(|s| services.get(s.as_str()))
             .flat_map(|s| &s.ports)
         {
             rules.insert(Steer {

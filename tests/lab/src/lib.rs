@@ -522,6 +522,17 @@ pub struct Pinger {
 }
 
 impl Pinger {
+    /// Stops pinging, prints `FIGURE <name>_ms=… replies=…` (for BENCHMARKS.md) and
+    /// returns the outage.
+    pub fn report(self, name: &str) -> Duration {
+        let (outage, replies) = self.outage();
+        eprintln!(
+            "FIGURE {name}_ms={:.1} replies={replies}",
+            outage.as_secs_f64() * 1e3
+        );
+        outage
+    }
+
     /// Stops pinging; returns the longest time without replies after the first reply,
     /// and the number of replies.
     pub fn outage(self) -> (Duration, usize) {

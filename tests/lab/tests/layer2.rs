@@ -79,11 +79,7 @@ async fn announces_answers_and_fails_over() {
     let next = other(&first);
     lab.until_owner(&v4, next, 10).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (outage, replies) = pinger.outage();
-    eprintln!(
-        "FIGURE sigterm_handover_ms={:.1} replies={replies}",
-        outage.as_secs_f64() * 1e3
-    );
+    let outage = pinger.report("sigterm_handover");
     assert!(outage < Duration::from_secs(3), "handover took {outage:?}");
     let nft = lab.net.exec(&first, &["nft", "list", "tables"]).output().unwrap();
     assert!(
@@ -109,11 +105,7 @@ async fn announces_answers_and_fails_over() {
     );
     lab.speaker(&first, &[]).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (outage, replies) = pinger.outage();
-    eprintln!(
-        "FIGURE sigkill_outage_ms={:.1} replies={replies}",
-        outage.as_secs_f64() * 1e3
-    );
+    let outage = pinger.report("sigkill_outage");
     assert!(
         outage < Duration::from_millis(500),
         "a speaker crash interrupted traffic for {outage:?}"
@@ -130,11 +122,7 @@ async fn announces_answers_and_fails_over() {
     lab.net.set_link(&first, false).unwrap();
     lab.until_owner(&v4, next, 10).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (outage, replies) = pinger.outage();
-    eprintln!(
-        "FIGURE node_death_outage_ms={:.1} replies={replies}",
-        outage.as_secs_f64() * 1e3
-    );
+    let outage = pinger.report("node_death_outage");
     assert!(outage < Duration::from_secs(3), "failover took {outage:?}");
     assert_eq!(
         lab.curl(&format!("http://{v4}/")),
@@ -176,11 +164,7 @@ async fn local_policy_follows_the_endpoint_and_the_api_may_go_away() {
     assert_eq!(lab.owner(&v4).as_deref(), Some("n1"));
     lab.server.restart().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (outage, replies) = pinger.outage();
-    eprintln!(
-        "FIGURE api_down_outage_ms={:.1} replies={replies}",
-        outage.as_secs_f64() * 1e3
-    );
+    let outage = pinger.report("api_down_outage");
     assert!(
         outage < Duration::from_millis(500),
         "traffic stopped for {outage:?} while the API was away"
