@@ -10,7 +10,7 @@
 //! - Answer ARP requests and Neighbor Solicitations only for owned addresses, only on
 //!   the interfaces they are owned on; count everything else and drop it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -69,13 +69,17 @@ pub struct Send {
     pub bytes: Vec<u8>,
 }
 
+/// What a node owns: address → names of the interfaces it is announced on. A short
+/// list rather than a set: thousands of addresses each on one or two interfaces.
+pub type Owned = BTreeMap<IpAddr, Vec<String>>;
+
 /// The announcer's state.
 #[derive(Debug, Default)]
 pub struct Announcer {
     schedule: Schedule,
     interfaces: BTreeMap<String, Interface>,
     /// Address → interfaces it is owned on.
-    owned: BTreeMap<IpAddr, BTreeSet<String>>,
+    owned: Owned,
     /// (address, interface) → (next round, rounds left).
     repeats: BTreeMap<(IpAddr, String), (Instant, u32)>,
     counters: Counters,
@@ -96,7 +100,7 @@ impl Announcer {
     }
 
     /// The addresses owned now, and where.
-    pub fn owned(&self) -> &BTreeMap<IpAddr, BTreeSet<String>> {
+    pub fn owned(&self) -> &Owned {
         &self.owned
     }
 
@@ -121,7 +125,7 @@ impl Announcer {
 
     /// Sets what this node owns: address → interfaces. New (address, interface) pairs
     /// are announced at once; dropped ones are no longer answered for.
-    pub fn set_owned(&mut self, owned: BTreeMap<IpAddr, BTreeSet<String>>, now: Instant) -> Vec<Send> {
+    pub fn set_owned(&mut self, owned: Owned, now: Instant) -> Vec<Send> {
         let before = std::mem::replace(&mut self.owned, owned);
         self.repeats
             .retain(|(ip, name), _| before_or_now(&self.owned, ip, name));
@@ -166,7 +170,7 @@ impl Announcer {
                 return None;
             }
         };
-        let owns = |ip: IpAddr| self.owned.get(&ip).is_some_and(|set| set.contains(interface));
+        let owns = |ip: IpAddr| before_or_now(&self.owned, &ip, interface);
         match received {
             Received::Arp(arp) => {
                 if arp.sender_mac != iface.mac && owns(IpAddr::V4(arp.sender_ip)) {
@@ -259,8 +263,8 @@ impl Announcer {
     }
 }
 
-fn before_or_now(owned: &BTreeMap<IpAddr, BTreeSet<String>>, ip: &IpAddr, name: &str) -> bool {
-    owned.get(ip).is_some_and(|set| set.contains(name))
+fn before_or_now(owned: &Owned, ip: &IpAddr, name: &str) -> bool {
+    owned.get(ip).is_some_and(|names| names.iter().any(|n| n == name))
 }
 
 #[cfg(test)]
@@ -280,12 +284,12 @@ mod tests {
         }
     }
 
-    fn owned(pairs: &[(&str, &str)]) -> BTreeMap<IpAddr, BTreeSet<String>> {
-        let mut map: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    fn owned(pairs: &[(&str, &str)]) -> Owned {
+        let mut map = Owned::new();
         for (ip, iface) in pairs {
             map.entry(ip.parse().unwrap())
                 .or_default()
-                .insert(iface.to_string());
+                .push(iface.to_string());
         }
         map
     }

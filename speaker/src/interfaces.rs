@@ -67,9 +67,9 @@ pub struct Links {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Choice {
     /// Interface names to announce on.
-    pub interfaces: BTreeSet<String>,
+    pub interfaces: Vec<String>,
     /// Listed interfaces the node does not have (or that are down).
-    pub missing: BTreeSet<String>,
+    pub missing: Vec<String>,
 }
 
 impl Links {
@@ -92,15 +92,15 @@ impl Links {
     }
 
     /// Chooses the interfaces for `ip`: the `listed` ones, or the default choice.
-    pub fn choose(&self, ip: IpAddr, listed: &BTreeSet<String>, excludes: &[String]) -> Choice {
+    pub fn choose(&self, ip: IpAddr, listed: &BTreeSet<&str>, excludes: &[String]) -> Choice {
         let ethernet = |l: &&Link| l.up && l.mac.is_some();
         if !listed.is_empty() {
             let mut choice = Choice::default();
             for name in listed {
                 match self.by_name(name).filter(ethernet) {
-                    Some(_) => choice.interfaces.insert(name.clone()),
-                    None => choice.missing.insert(name.clone()),
-                };
+                    Some(_) => choice.interfaces.push(name.to_string()),
+                    None => choice.missing.push(name.to_string()),
+                }
             }
             return choice;
         }
@@ -110,7 +110,7 @@ impl Links {
             .filter(ethernet)
             .filter(|l| l.broadcast && !l.noarp && !l.enslaved && !excluded(&l.name, excludes))
             .collect();
-        let on_subnet: BTreeSet<String> = usable
+        let on_subnet: Vec<String> = usable
             .iter()
             .filter(|l| {
                 self.addresses
@@ -125,7 +125,7 @@ impl Links {
             } else {
                 on_subnet
             },
-            missing: BTreeSet::new(),
+            missing: Vec::new(),
         }
     }
 }
@@ -178,7 +178,7 @@ mod tests {
         l
     }
 
-    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+    fn names(set: &[String]) -> Vec<&str> {
         set.iter().map(String::as_str).collect()
     }
 
@@ -211,10 +211,7 @@ mod tests {
 
     #[test]
     fn listed_interfaces_are_taken_as_given_and_missing_ones_reported() {
-        let listed: BTreeSet<String> = ["eth1", "veth12", "down0", "wlan0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let listed = BTreeSet::from(["eth1", "veth12", "down0", "wlan0"]);
         let c = links().choose("10.0.0.100".parse().unwrap(), &listed, &defaults());
         assert_eq!(names(&c.interfaces), ["eth1", "veth12"]);
         assert_eq!(names(&c.missing), ["down0", "wlan0"]);

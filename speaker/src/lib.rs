@@ -12,3 +12,4 @@ pub mod packet;
 pub mod planner;
 pub mod run;
 pub mod status;
+pub mod watch;

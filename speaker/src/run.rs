@@ -20,12 +20,9 @@ use std::time::{Duration, Instant};
 use ferrolb_crds::api::{IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
 use ferrolb_crds::service::ServiceEvent;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -36,8 +33,9 @@ use crate::l2::{L2, Owned};
 use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::netlink::Loopback;
-use crate::planner::{self, Input, Plan, ServiceInfo};
+use crate::planner::{self, Input, Plan, ServiceInfo, SliceInfo};
 use crate::status;
+use crate::watch::Records;
 
 /// How the speaker runs.
 pub struct Options {
@@ -59,13 +57,13 @@ pub struct Options {
     pub schedule: Schedule,
 }
 
-/// The stores the watches fill.
+/// The records the watches keep.
 struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
-    nodes: Store<Node>,
-    pools: Store<IPAddressPool>,
-    ads: Store<L2Advertisement>,
+    services: Records<ServiceInfo>,
+    slices: Records<SliceInfo>,
+    nodes: Records<Node>,
+    pools: Records<IPAddressPool>,
+    ads: Records<L2Advertisement>,
 }
 
 /// Runs until `stop` turns true; then says goodbye and removes what it installed.
@@ -77,18 +75,22 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirty = Arc::new(Notify::new());
     let stores = Stores {
-        services: watch_into(Api::all(client.clone()), &dirty, |_| {}),
-        slices: watch_into(Api::all(client.clone()), &dirty, prune_slice),
-        nodes: watch_into(Api::all(client.clone()), &dirty, prune_node),
-        pools: watch_into(
+        services: Records::watch(Api::all(client.clone()), &dirty, |s: Service| {
+            planner::service_info(&s)
+        }),
+        slices: Records::watch(Api::all(client.clone()), &dirty, |s: EndpointSlice| {
+            planner::slice_info(&s)
+        }),
+        nodes: Records::watch(Api::all(client.clone()), &dirty, |n| Some(prune_node(n))),
+        pools: Records::watch(
             Api::namespaced(client.clone(), &options.namespace),
             &dirty,
-            |_| {},
+            |p: IPAddressPool| Some(unannotated(p)),
         ),
-        ads: watch_into(
+        ads: Records::watch(
             Api::namespaced(client.clone(), &options.namespace),
             &dirty,
-            |_| {},
+            |a: L2Advertisement| Some(unannotated(a)),
         ),
     };
     let (links_tx, mut links) = watch::channel(Links::default());
@@ -104,7 +106,7 @@ pub async fn run(
         l2.clone(),
         options.membership.as_ref().map(|m| m.counters.clone()),
     );
-    let (status_tx, status_rx) = watch::channel(status::Desired::new());
+    let (status_tx, status_rx) = watch::channel(Arc::new(status::Desired::new()));
     tokio::spawn(status::write_statuses(
         client.clone(),
         options.namespace.clone(),
@@ -128,15 +130,11 @@ pub async fn run(
     };
 
     tracing::info!(node = %options.node, "waiting for the initial lists");
-    for ready in [
-        stores.services.wait_until_ready().await.is_ok(),
-        stores.slices.wait_until_ready().await.is_ok(),
-        stores.nodes.wait_until_ready().await.is_ok(),
-        stores.pools.wait_until_ready().await.is_ok(),
-        stores.ads.wait_until_ready().await.is_ok(),
-    ] {
-        anyhow::ensure!(ready, "a watch ended before its first list");
-    }
+    stores.services.listed().await?;
+    stores.slices.listed().await?;
+    stores.nodes.listed().await?;
+    stores.pools.listed().await?;
+    stores.ads.listed().await?;
     let mut live_rx = options.membership.as_ref().map(|m| m.live.clone());
     let started = Instant::now();
     let mut isolated_since: Option<Instant> = None;
@@ -161,7 +159,9 @@ pub async fn run(
         };
         if let Some(m) = &options.membership {
             // Only a change is sent: each list makes the gossip announce to strangers.
-            let now = seeds(&stores.nodes.state(), &options.node, options.gossip_port);
+            let now = stores
+                .nodes
+                .read(|nodes| seeds(nodes.values(), &options.node, options.gossip_port));
             if now != state.seeds {
                 state.seeds = now.clone();
                 m.seeds(now).await;
@@ -221,11 +221,15 @@ pub async fn run(
                 // Rules for every address this node may have to take over (its plan
                 // were it the only live node), so a takeover waits for no nft run.
                 let eligible = plan_with(&BTreeSet::from([options.node.clone()]));
+                let node_ips = stores
+                    .nodes
+                    .read(|nodes| nodes.get(&options.node).map(node_ips))
+                    .unwrap_or_default();
                 s.rules = Some(steering_rules(
                     &options.node,
                     &eligible,
                     &services,
-                    &stores.nodes.state(),
+                    &node_ips,
                     &links_now,
                     &claim(&options, &eligible, &links_now).owned,
                 ));
@@ -314,58 +318,32 @@ async fn wait(
     woke
 }
 
-/// Starts a watch of `api` into a store, objects pruned to what the speaker reads
-/// (`prune`, and for every kind the field-manager records and annotations, often most
-/// of an object's size: kubectl's last-applied copy, controllers' bookkeeping). Every
-/// event wakes the planner.
-fn watch_into<K>(api: Api<K>, dirty: &Arc<Notify>, prune: fn(&mut K)) -> Store<K>
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(move |o| {
-                let meta = o.meta_mut();
-                meta.managed_fields = None;
-                meta.annotations = None;
-                prune(o);
-            }),
-    );
-    let dirty = dirty.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(err) = event {
-                tracing::debug!(error = %err, "watch error (retrying)");
-            }
-            dirty.notify_one();
-        }
-    });
-    reader
-}
-
 fn ready_nodes(nodes: &[planner::NodeInfo]) -> BTreeSet<String> {
     nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect()
 }
 
 /// The gossip addresses of the other nodes (InternalIP, IPv4 first).
-fn seeds(nodes: &[Arc<Node>], me: &str, port: u16) -> Vec<SocketAddr> {
+fn seeds<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str, port: u16) -> Vec<SocketAddr> {
     nodes
-        .iter()
         .filter(|n| n.name_any() != me)
         .filter_map(|n| node_ips(n).into_iter().min_by_key(|ip| ip.is_ipv6()))
         .map(|ip| SocketAddr::new(ip, port))
         .collect()
 }
 
-/// A Node's InternalIP addresses.
+/// An object without its field-manager records and annotations, often most of its size
+/// (kubectl's last-applied copy, controllers' bookkeeping).
+fn unannotated<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+    object
+}
+
 /// Keeps of a Node its labels, the type and status of its conditions and its addresses
 /// (a Node's image list alone can be tens of kilobytes).
-fn prune_node(node: &mut Node) {
+fn prune_node(node: Node) -> Node {
+    let mut node = unannotated(node);
     if let Some(status) = node.status.take() {
         node.status = Some(NodeStatus {
             addresses: status.addresses,
@@ -382,54 +360,16 @@ fn prune_node(node: &mut Node) {
         });
     }
     node.spec = None;
+    node
 }
 
-/// Keeps of each endpoint its node and conditions.
-fn prune_slice(slice: &mut EndpointSlice) {
-    for endpoint in &mut slice.endpoints {
-        endpoint.target_ref = None;
-        endpoint.hints = None;
-        endpoint.hostname = None;
-        endpoint.deprecated_topology = None;
-        endpoint.zone = None;
-    }
-}
-
+/// A Node's InternalIP addresses.
 fn node_ips(node: &Node) -> Vec<IpAddr> {
     node.status
         .iter()
         .flat_map(|s| s.addresses.iter().flatten())
         .filter(|a| a.type_ == "InternalIP")
         .filter_map(|a| a.address.parse().ok())
-        .collect()
-}
-
-fn services(stores: &Stores) -> Vec<ServiceInfo> {
-    let mut slices: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> = BTreeMap::new();
-    for slice in stores.slices.state() {
-        if let Some(service) = slice.labels().get("kubernetes.io/service-name") {
-            slices
-                .entry((slice.namespace().unwrap_or_default(), service.clone()))
-                .or_default()
-                .push(slice.clone());
-        }
-    }
-    stores
-        .services
-        .state()
-        .iter()
-        .filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"))
-        .map(|s| {
-            let key = (s.namespace().unwrap_or_default(), s.name_any());
-            let own: Vec<&EndpointSlice> = slices
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .map(|a| a.as_ref())
-                .collect();
-            planner::service_info(s, &own)
-        })
-        .filter(|s| !s.ips.is_empty())
         .collect()
 }
 
@@ -443,21 +383,20 @@ struct View {
 impl View {
     fn read(stores: &Stores, namespace: &str) -> Self {
         let objects = Objects {
-            pools: stores.pools.state().iter().map(|o| (**o).clone()).collect(),
-            l2_advertisements: stores.ads.state().iter().map(|o| (**o).clone()).collect(),
-            nodes: stores.nodes.state().iter().map(|o| (**o).clone()).collect(),
+            pools: stores.pools.read(|m| m.values().cloned().collect()),
+            l2_advertisements: stores.ads.read(|m| m.values().cloned().collect()),
+            nodes: stores.nodes.read(|m| m.values().cloned().collect()),
             ..Objects::default()
         };
         Self {
-            services: services(stores),
+            services: stores.services.read(|services| {
+                stores
+                    .slices
+                    .read(|slices| planner::join(services.values(), slices.values()))
+            }),
             // Invalid objects are left out, as the controller reports them.
             config: config::build(namespace, &objects).config,
-            nodes: stores
-                .nodes
-                .state()
-                .iter()
-                .map(|n| planner::node_info(n))
-                .collect(),
+            nodes: objects.nodes.iter().map(planner::node_info).collect(),
         }
     }
 }
@@ -496,12 +435,12 @@ fn claim(options: &Options, plan: &Plan, links: &Links) -> Mine {
         let choice = links.choose(*ip, &a.interfaces, &options.excludes);
         for service in &a.services {
             mine.announced
-                .entry(service.clone())
+                .entry(service.to_string())
                 .or_default()
                 .extend(choice.interfaces.iter().cloned());
             if !choice.missing.is_empty() {
                 mine.missing
-                    .entry(service.clone())
+                    .entry(service.to_string())
                     .or_default()
                     .extend(choice.missing.iter().cloned());
             }
@@ -565,7 +504,7 @@ impl State {
         events: &mpsc::Sender<ServiceEvent>,
         metrics: &Metrics,
         live: &BTreeSet<String>,
-        statuses: &watch::Sender<status::Desired>,
+        statuses: &watch::Sender<Arc<status::Desired>>,
     ) {
         let Mine {
             owned,
@@ -630,7 +569,13 @@ impl State {
             .iter()
             .map(|(service, interfaces)| status::record(&options.node, service, interfaces))
             .collect();
-        statuses.send_if_modified(|old| std::mem::replace(old, desired.clone()) != desired);
+        statuses.send_if_modified(|old| {
+            let changed = **old != desired;
+            if changed {
+                *old = Arc::new(desired);
+            }
+            changed
+        });
         let v4 = owned.keys().filter(|ip| ip.is_ipv4()).count();
         metrics.set_plan(v4, owned.len() - v4, live.len(), changes as u64);
         self.owned = owned;
@@ -663,20 +608,16 @@ fn event(
 }
 
 /// The dataplane's rules: every port with a NodePort of every Service `plan` gives this
-/// node, to the node's address of the VIP's family.
+/// node, to the node's address of the VIP's family (from the API, `api_ips`, or else
+/// from the announcing interface).
 fn steering_rules(
     node: &str,
     plan: &Plan,
     services: &BTreeMap<&str, &ServiceInfo>,
-    nodes: &[Arc<Node>],
+    api_ips: &[IpAddr],
     links: &Links,
     owned: &Owned,
 ) -> BTreeSet<Steer> {
-    let api_ips = nodes
-        .iter()
-        .find(|n| n.name_any() == node)
-        .map(|n| node_ips(n))
-        .unwrap_or_default();
     let mut rules = BTreeSet::new();
     for (ip, a) in plan.of_node(node) {
         let Some(ifaces) = owned.get(ip) else { continue };
@@ -694,7 +635,7 @@ fn steering_rules(
         for port in a
             .services
             .iter()
-            .filter_map(|s| services.get(s.as_str()))
+            .filter_map(|s| services.get(*s))
             .flat_map(|s| &s.ports)
         {
             rules.insert(Steer {

@@ -4,7 +4,8 @@
 //! away; a desired set that changes meanwhile replaces the old one.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::{
     Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
@@ -58,19 +59,32 @@ pub async fn write_statuses(
     client: Client,
     namespace: String,
     node: String,
-    mut desired: watch::Receiver<Desired>,
+    mut desired: watch::Receiver<Arc<Desired>>,
 ) {
     let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
+    // What the API holds, as far as this writer knows: listed at the start, after an
+    // error and every RESYNC (someone may have deleted or edited an object), kept up to
+    // date by the writes in between.
+    let mut written: Option<Written> = None;
+    let mut listed_at = Instant::now();
     loop {
+        if listed_at.elapsed() >= RESYNC {
+            written = None;
+        }
+        if written.is_none() {
+            listed_at = Instant::now();
+        }
         let want = desired.borrow_and_update().clone();
-        match converge(&api, &node, &want).await {
+        match converge(&api, &node, &want, &mut written).await {
             Ok(()) => {
-                if desired.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = desired.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(RESYNC.saturating_sub(listed_at.elapsed())) => {}
                 }
             }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot write ServiceL2Status objects; retrying");
+                written = None;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = desired.changed() => {}
@@ -80,18 +94,35 @@ pub async fn write_statuses(
     }
 }
 
-async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Result<(), kube::Error> {
-    let have = api
-        .list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
-        .await?;
-    let mut have: BTreeMap<String, ServiceL2Status> = have
-        .items
-        .into_iter()
-        .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
-        .collect();
+/// How often the writer lists its objects again rather than trust its own record.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// The node's objects in the API: name → status (`None`: created, status not yet set).
+type Written = BTreeMap<String, Option<ServiceL2StatusStatus>>;
+
+async fn converge(
+    api: &Api<ServiceL2Status>,
+    node: &str,
+    want: &Desired,
+    written: &mut Option<Written>,
+) -> Result<(), kube::Error> {
+    let have = match written {
+        Some(have) => have,
+        None => {
+            let list = api
+                .list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
+                .await?;
+            written.insert(
+                list.items
+                    .into_iter()
+                    .map(|o| (o.metadata.name.unwrap_or_default(), o.status))
+                    .collect(),
+            )
+        }
+    };
     for (name, status) in want {
-        match have.remove(name) {
-            Some(existing) if existing.status.as_ref() == Some(status) => continue,
+        match have.get(name) {
+            Some(Some(existing)) if existing == status => continue,
             Some(_) => {}
             None => {
                 let mut object = ServiceL2Status::new(name, ServiceL2StatusSpec {});
@@ -114,18 +145,26 @@ async fn converge(api: &Api<ServiceL2Status>, node: &str, want: &Desired) -> Res
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => return Err(e),
                 }
+                have.insert(name.clone(), None);
             }
         }
         let patch = serde_json::json!({ "status": status });
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        have.insert(name.clone(), Some(status.clone()));
     }
-    for name in have.keys() {
-        match api.delete(name, &DeleteParams::default()).await {
+    let stale: Vec<String> = have
+        .keys()
+        .filter(|name| !want.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in stale {
+        match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
+        have.remove(&name);
     }
     Ok(())
 }

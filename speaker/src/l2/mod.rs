@@ -24,13 +24,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+pub use crate::announcer::Owned;
 use crate::announcer::{Announcer, Counters, Interface, Schedule, Send};
 use crate::interfaces::Links;
 use crate::packet::{Mac, multicast_mac, solicited_node};
 pub use socket::{Kind, PacketSocket};
-
-/// What the Layer 2 side owns: address → interface names.
-pub type Owned = BTreeMap<IpAddr, BTreeSet<String>>;
 
 /// The running Layer 2 announcer.
 #[derive(Clone)]

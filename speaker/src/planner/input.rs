@@ -7,6 +7,9 @@ use ferrolb_crds::service::ingress_ips;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+/// The label of an EndpointSlice naming its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
 /// One endpoint of a Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -78,38 +81,41 @@ pub struct NodeInfo {
     pub network_unavailable: bool,
 }
 
-/// Reads a Service and its EndpointSlices (those labelled `kubernetes.io/service-name`
-/// with its name, in its namespace).
-pub fn service_info(service: &Service, slices: &[&EndpointSlice]) -> ServiceInfo {
-    let meta = &service.metadata;
+/// The endpoints of one EndpointSlice, with the Service they belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// `namespace/name` of the Service (label `kubernetes.io/service-name`).
+    pub service: String,
+    /// Its endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Reads a Service of type LoadBalancer with ingress addresses (`None` for any other),
+/// its endpoints left for [`slice_info`] to supply.
+pub fn service_info(service: &Service) -> Option<ServiceInfo> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
     let ips = ingress_ips(service);
-    let endpoints = slices
-        .iter()
-        .flat_map(|slice| slice.endpoints.iter())
-        .map(|e| Endpoint {
-            node: e.node_name.clone(),
-            ready: e.conditions.as_ref().and_then(|c| c.ready),
-            serving: e.conditions.as_ref().and_then(|c| c.serving),
-        })
-        .collect();
-    ServiceInfo {
+    if ips.is_empty() {
+        return None;
+    }
+    let meta = &service.metadata;
+    Some(ServiceInfo {
         key: format!(
             "{}/{}",
             meta.namespace.as_deref().unwrap_or_default(),
             meta.name.as_deref().unwrap_or_default()
         ),
         ips,
-        local: service
-            .spec
-            .as_ref()
-            .and_then(|s| s.external_traffic_policy.as_deref())
-            == Some("Local"),
+        local: spec.external_traffic_policy.as_deref() == Some("Local"),
         labels: meta.labels.clone().unwrap_or_default(),
-        endpoints,
-        ports: service
-            .spec
+        endpoints: Vec::new(),
+        ports: spec
+            .ports
             .iter()
-            .flat_map(|s| s.ports.iter().flatten())
+            .flatten()
             .filter_map(|p| {
                 Some(ServicePort {
                     protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
@@ -118,7 +124,44 @@ pub fn service_info(service: &Service, slices: &[&EndpointSlice]) -> ServiceInfo
                 })
             })
             .collect(),
+    })
+}
+
+/// Reads an EndpointSlice that names its Service (`None` for one that does not).
+pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
+    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some(SliceInfo {
+        service: format!(
+            "{}/{service}",
+            slice.metadata.namespace.as_deref().unwrap_or_default()
+        ),
+        endpoints: slice
+            .endpoints
+            .iter()
+            .map(|e| Endpoint {
+                node: e.node_name.clone(),
+                ready: e.conditions.as_ref().and_then(|c| c.ready),
+                serving: e.conditions.as_ref().and_then(|c| c.serving),
+            })
+            .collect(),
+    })
+}
+
+/// Gives each Service the endpoints of its slices.
+pub fn join<'a>(
+    services: impl IntoIterator<Item = &'a ServiceInfo>,
+    slices: impl IntoIterator<Item = &'a SliceInfo>,
+) -> Vec<ServiceInfo> {
+    let mut joined: BTreeMap<&str, ServiceInfo> = services
+        .into_iter()
+        .map(|s| (s.key.as_str(), s.clone()))
+        .collect();
+    for slice in slices {
+        if let Some(service) = joined.get_mut(slice.service.as_str()) {
+            service.endpoints.extend(slice.endpoints.iter().cloned());
+        }
     }
+    joined.into_values().collect()
 }
 
 /// Reads a Node.
@@ -147,7 +190,7 @@ mod tests {
     fn reads_services_slices_and_nodes() {
         let svc: Service = serde_json::from_value(json!({
             "metadata": {"namespace": "ns", "name": "web", "labels": {"app": "web"}},
-            "spec": {"externalTrafficPolicy": "Local", "ports": [
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [
                 {"port": 80, "nodePort": 30080}, {"port": 53, "protocol": "UDP", "nodePort": 30053}, {"port": 9}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}, {"hostname": "x"}]}},
         }))
@@ -161,7 +204,7 @@ mod tests {
             ],
         }))
         .unwrap();
-        let info = service_info(&svc, &[&slice]);
+        let info = &join([&service_info(&svc).unwrap()], [&slice_info(&slice).unwrap()])[0];
         assert_eq!(info.key, "ns/web");
         let ports: Vec<_> = info
             .ports
@@ -185,5 +228,52 @@ mod tests {
         .unwrap();
         let info = node_info(&node);
         assert!(info.ready && !info.network_unavailable);
+    }
+
+    #[test]
+    fn leaves_out_what_the_planner_never_reads() {
+        let service = |spec: serde_json::Value, ingress: serde_json::Value| -> Service {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "ns", "name": "web"},
+                "spec": spec,
+                "status": {"loadBalancer": {"ingress": ingress}},
+            }))
+            .unwrap()
+        };
+        let lb = json!({"type": "LoadBalancer"});
+        assert!(service_info(&service(lb.clone(), json!([{"ip": "10.0.0.1"}]))).is_some());
+        assert!(service_info(&service(lb, json!([]))).is_none(), "no address yet");
+        assert!(
+            service_info(&service(
+                json!({"type": "ClusterIP"}),
+                json!([{"ip": "10.0.0.1"}])
+            ))
+            .is_none(),
+            "not a LoadBalancer (any more)"
+        );
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "orphan"},
+            "addressType": "IPv4",
+            "endpoints": [],
+        }))
+        .unwrap();
+        assert!(slice_info(&slice).is_none(), "no service-name label");
+        let other = SliceInfo {
+            service: "ns/other".into(),
+            endpoints: vec![Endpoint {
+                node: Some("n1".into()),
+                ready: None,
+                serving: None,
+            }],
+        };
+        let web = service_info(&service(
+            json!({"type": "LoadBalancer"}),
+            json!([{"ip": "10.0.0.1"}]),
+        ))
+        .unwrap();
+        assert!(
+            join([&web], [&other])[0].endpoints.is_empty(),
+            "a slice of another Service is not joined"
+        );
     }
 }

@@ -24,15 +24,17 @@ use std::net::IpAddr;
 
 use ferrolb_crds::config::Config;
 
-pub use input::{Endpoint, NodeInfo, ServiceInfo, ServicePort, node_info, service_info};
+pub use input::{
+    Endpoint, NodeInfo, ServiceInfo, ServicePort, SliceInfo, join, node_info, service_info, slice_info,
+};
 pub use order::rank;
 
 /// The label that keeps a node from announcing anything.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
-/// Everything the planner reads.
+/// Everything the planner reads (the plan borrows names from all but `live`).
 #[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
+pub struct Input<'a, 'l> {
     /// The valid configuration.
     pub config: &'a Config,
     /// Services of ours that show addresses, with their endpoints.
@@ -40,22 +42,19 @@ pub struct Input<'a> {
     /// Every Node.
     pub nodes: &'a [NodeInfo],
     /// Nodes whose speaker is alive.
-    pub live: &'a BTreeSet<String>,
+    pub live: &'l BTreeSet<String>,
 }
 
-/// Who announces one address, and how.
+/// Who announces one address, and how (borrowing names from the input: a plan is
+/// made for thousands of addresses at every change, and used at once).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Announcement {
+pub struct Announcement<'a> {
     /// The announcing node.
-    pub node: String,
-    /// The pool the address comes from.
-    pub pool: String,
-    /// The Services on the address that the node serves.
-    pub services: Vec<String>,
+    pub node: &'a str,
+    /// The Services (`namespace/name`) on the address that the node serves.
+    pub services: Vec<&'a str>,
     /// Interfaces to announce on, from the advertisements; empty: the default choice.
-    pub interfaces: BTreeSet<String>,
-    /// Advertisements that apply (for diagnostics).
-    pub advertisements: Vec<String>,
+    pub interfaces: BTreeSet<&'a str>,
 }
 
 /// Why an address is announced by no node.
@@ -71,22 +70,25 @@ pub enum Unannounced {
 
 /// The plan: every address and its announcer, or why it has none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// Address → announcement.
-    pub announced: BTreeMap<IpAddr, Announcement>,
+    pub announced: BTreeMap<IpAddr, Announcement<'a>>,
     /// Address → why nobody announces it.
     pub unannounced: BTreeMap<IpAddr, Unannounced>,
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// The addresses `node` must announce.
-    pub fn of_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = (&'a IpAddr, &'a Announcement)> + 'a {
+    pub fn of_node<'p>(
+        &'p self,
+        node: &'p str,
+    ) -> impl Iterator<Item = (&'p IpAddr, &'p Announcement<'a>)> + 'p {
         self.announced.iter().filter(move |(_, a)| a.node == node)
     }
 }
 
 /// Computes the plan.
-pub fn plan(input: Input<'_>) -> Plan {
+pub fn plan<'a>(input: Input<'a, '_>) -> Plan<'a> {
     let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceInfo>> = BTreeMap::new();
     for service in input.services {
         for ip in &service.ips {
@@ -108,12 +110,12 @@ pub fn plan(input: Input<'_>) -> Plan {
     plan
 }
 
-fn plan_one(
-    input: &Input<'_>,
-    nodes: &BTreeMap<&str, &NodeInfo>,
+fn plan_one<'a>(
+    input: &Input<'a, '_>,
+    nodes: &BTreeMap<&'a str, &'a NodeInfo>,
     ip: IpAddr,
-    services: &[&ServiceInfo],
-) -> Result<Announcement, Unannounced> {
+    services: &[&'a ServiceInfo],
+) -> Result<Announcement<'a>, Unannounced> {
     let (pool, _) = input
         .config
         .pools
@@ -158,18 +160,16 @@ fn plan_one(
         .filter(|ad| ad.node_selectors.matches_or_empty(&node.labels))
         .collect();
     Ok(Announcement {
-        node: node.name.clone(),
-        pool: pool.clone(),
+        node: &node.name,
         services: services
             .iter()
             .filter(|s| s.servable_from(&node.name))
-            .map(|s| s.key.clone())
+            .map(|s| s.key.as_str())
             .collect(),
         interfaces: applicable
             .iter()
-            .flat_map(|ad| ad.interfaces.iter().cloned())
+            .flat_map(|ad| ad.interfaces.iter().map(String::as_str))
             .collect(),
-        advertisements: applicable.iter().map(|ad| ad.name.clone()).collect(),
     })
 }
 
