@@ -154,7 +154,6 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
         excludes: cli.exclude_interfaces,
         dataplane: cli.dataplane == Dataplane::Nftables,
         membership,
-        gossip_port: cli.gossip_port,
         fallback_after: seconds(cli.gossip_fallback_after, "gossip-fallback-after")?,
         schedule: Schedule {
             interval: Duration::from_millis(cli.announce_interval_ms),

@@ -49,8 +49,6 @@ pub struct Options {
     pub dataplane: bool,
     /// The gossip, if enabled; `None`: liveness from Node readiness alone.
     pub membership: Option<Membership>,
-    /// Port of the other speakers' gossip (seeds are Node addresses with it).
-    pub gossip_port: u16,
     /// With gossip isolated this long while other nodes are Ready, use Node readiness.
     pub fallback_after: Duration,
     /// Repetition of gratuitous announcements.
@@ -112,6 +110,7 @@ pub async fn run(
         options.namespace.clone(),
         options.node.clone(),
         status_rx,
+        status::RESYNC,
     ));
     let (event_tx, event_rx) = mpsc::channel(1024);
     tokio::spawn(status::write_events(
@@ -161,7 +160,7 @@ pub async fn run(
             // Only a change is sent: each list makes the gossip announce to strangers.
             let now = stores
                 .nodes
-                .read(|nodes| seeds(nodes.values(), &options.node, options.gossip_port));
+                .read(|nodes| seeds(nodes.values(), &options.node, m.advertise));
             if now != state.seeds {
                 state.seeds = now.clone();
                 m.seeds(now).await;
@@ -322,12 +321,13 @@ fn ready_nodes(nodes: &[planner::NodeInfo]) -> BTreeSet<String> {
     nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect()
 }
 
-/// The gossip addresses of the other nodes (InternalIP, IPv4 first).
-fn seeds<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str, port: u16) -> Vec<SocketAddr> {
+/// The gossip addresses of the other nodes: their InternalIP of the family of this
+/// speaker's own gossip address (its socket reaches no other), on the same port.
+fn seeds<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str, mine: SocketAddr) -> Vec<SocketAddr> {
     nodes
         .filter(|n| n.name_any() != me)
-        .filter_map(|n| node_ips(n).into_iter().min_by_key(|ip| ip.is_ipv6()))
-        .map(|ip| SocketAddr::new(ip, port))
+        .filter_map(|n| node_ips(n).into_iter().find(|ip| ip.is_ipv4() == mine.is_ipv4()))
+        .map(|ip| SocketAddr::new(ip, mine.port()))
         .collect()
 }
 
@@ -523,14 +523,15 @@ impl State {
             if self.announced.contains_key(service) {
                 continue;
             }
-            let ips: Vec<String> = services
-                .get(service.as_str())
+            let info = services.get(service.as_str());
+            let ips: Vec<String> = info
                 .map(|s| s.ips.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
             tracing::info!(%service, ips = ?ips, ?interfaces, "announcing");
             event(
                 events,
                 service,
+                info.and_then(|s| s.uid.clone()),
                 false,
                 "nodeAssigned",
                 format!(
@@ -554,6 +555,7 @@ impl State {
                 event(
                     events,
                     service,
+                    services.get(service.as_str()).and_then(|s| s.uid.clone()),
                     true,
                     "InterfacesMissing",
                     format!(
@@ -588,6 +590,7 @@ impl State {
 fn event(
     events: &mpsc::Sender<ServiceEvent>,
     service: &str,
+    uid: Option<String>,
     warning: bool,
     reason: &'static str,
     message: String,
@@ -596,7 +599,7 @@ fn event(
     let event = ServiceEvent {
         namespace: namespace.into(),
         name: name.into(),
-        uid: None,
+        uid,
         warning,
         action: "Announce",
         reason,
@@ -648,4 +651,42 @@ fn steering_rules(
         }
     }
     rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, ips: &[&str]) -> Node {
+        let addresses: Vec<_> = ips
+            .iter()
+            .map(|ip| serde_json::json!({"type": "InternalIP", "address": ip}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"addresses": addresses},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn seeds_are_the_other_nodes_of_the_gossip_family() {
+        let nodes = [
+            node("me", &["10.0.0.1", "fd00::1"]),
+            node("dual", &["fd00::2", "10.0.0.2"]),
+            node("v6only", &["fd00::3"]),
+            node("none", &[]),
+        ];
+        let v4: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+        let v6: SocketAddr = "[fd00::1]:7946".parse().unwrap();
+        let list = |mine| seeds(nodes.iter(), "me", mine);
+        assert_eq!(list(v4), ["10.0.0.2:7946".parse().unwrap()]);
+        assert_eq!(
+            list(v6),
+            [
+                "[fd00::2]:7946".parse::<SocketAddr>().unwrap(),
+                "[fd00::3]:7946".parse().unwrap()
+            ]
+        );
+    }
 }

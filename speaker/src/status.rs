@@ -14,6 +14,7 @@ use ferrolb_crds::service::ServiceEvent;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 /// Label naming the announcing node.
@@ -35,10 +36,10 @@ pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, Serv
     let object = if object.len() <= 253 {
         object
     } else {
-        format!(
-            "l2-{:016x}",
-            crate::planner::rank(&object, std::net::Ipv4Addr::UNSPECIFIED.into())
-        )
+        // Too long for an object name: a digest of it, stable across restarts.
+        let digest = Sha256::digest(object.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("l2-{hex}")
     };
     let status = ServiceL2StatusStatus {
         announcement: Announcement {
@@ -54,21 +55,23 @@ pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, Serv
     (object, status)
 }
 
-/// Keeps the node's ServiceL2Status objects equal to the latest desired set.
+/// Keeps the node's ServiceL2Status objects equal to the latest desired set, listing
+/// them again every `resync` (normally [`RESYNC`]).
 pub async fn write_statuses(
     client: Client,
     namespace: String,
     node: String,
     mut desired: watch::Receiver<Arc<Desired>>,
+    resync: Duration,
 ) {
     let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
     // What the API holds, as far as this writer knows: listed at the start, after an
-    // error and every RESYNC (someone may have deleted or edited an object), kept up to
-    // date by the writes in between.
+    // error and every `resync` (someone may have deleted or edited an object), kept up
+    // to date by the writes in between.
     let mut written: Option<Written> = None;
     let mut listed_at = Instant::now();
     loop {
-        if listed_at.elapsed() >= RESYNC {
+        if listed_at.elapsed() >= resync {
             written = None;
         }
         if written.is_none() {
@@ -79,7 +82,7 @@ pub async fn write_statuses(
             Ok(()) => {
                 tokio::select! {
                     changed = desired.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(RESYNC.saturating_sub(listed_at.elapsed())) => {}
+                    _ = tokio::time::sleep(resync.saturating_sub(listed_at.elapsed())) => {}
                 }
             }
             Err(err) => {
@@ -95,7 +98,7 @@ pub async fn write_statuses(
 }
 
 /// How often the writer lists its objects again rather than trust its own record.
-const RESYNC: Duration = Duration::from_secs(300);
+pub const RESYNC: Duration = Duration::from_secs(300);
 
 /// The node's objects in the API: name → status (`None`: created, status not yet set).
 type Written = BTreeMap<String, Option<ServiceL2StatusStatus>>;

@@ -171,6 +171,8 @@ pub struct Membership {
     pub live: watch::Receiver<BTreeSet<String>>,
     /// Counters.
     pub counters: Arc<Counters>,
+    /// The address the others reach this speaker at.
+    pub advertise: SocketAddr,
     commands: mpsc::Sender<Command>,
 }
 
@@ -214,10 +216,12 @@ impl Membership {
         let (live_tx, live) = watch::channel(BTreeSet::from([options.name.clone()]));
         let (commands, rx) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
+        let advertise = options.advertise;
         tokio::spawn(drive(options, socket, live_tx, rx, counters.clone()));
         Ok(Self {
             live,
             counters,
+            advertise,
             commands,
         })
     }
@@ -452,7 +456,10 @@ mod tests {
     }
 
     async fn member(test: u8, n: u8, key: Option<&[u8]>, grace: Duration) -> Membership {
-        let at = addr(test, n);
+        member_at(addr(test, n), n, key, grace).await
+    }
+
+    async fn member_at(at: SocketAddr, n: u8, key: Option<&[u8]>, grace: Duration) -> Membership {
         Membership::start(Options {
             name: format!("m{n}"),
             advertise: at,
@@ -554,5 +561,23 @@ mod tests {
         .await
         .expect("the stranger's packets arrive and are rejected");
         until_live(&mut keyed, &["m1"]).await;
+    }
+
+    /// IPv6-only nodes gossip over IPv6 (here `::1`, one port per member).
+    #[tokio::test]
+    async fn members_join_over_ipv6() {
+        let at = |n: u8| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 47960 + u16::from(n)));
+        let mut all = Vec::new();
+        for n in 1..=2 {
+            all.push(member_at(at(n), n, Some(b"k"), Duration::from_secs(60)).await);
+        }
+        for m in &all {
+            m.seeds(vec![at(1), at(2)]).await;
+        }
+        for m in &mut all {
+            until_live(m, &["m1", "m2"]).await;
+        }
+        all.pop().expect("two").leave().await;
+        until_live(&mut all[0], &["m1"]).await;
     }
 }

@@ -33,6 +33,8 @@ impl Endpoint {
 pub struct ServiceInfo {
     /// `namespace/name`.
     pub key: String,
+    /// Its uid (Events name it: `kubectl describe` shows only Events that do).
+    pub uid: Option<String>,
     /// Its ingress addresses.
     pub ips: Vec<IpAddr>,
     /// `externalTrafficPolicy: Local`.
@@ -108,6 +110,7 @@ pub fn service_info(service: &Service) -> Option<ServiceInfo> {
             meta.namespace.as_deref().unwrap_or_default(),
             meta.name.as_deref().unwrap_or_default()
         ),
+        uid: meta.uid.clone(),
         ips,
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
         labels: meta.labels.clone().unwrap_or_default(),

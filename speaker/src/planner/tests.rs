@@ -54,6 +54,7 @@ fn ready_on(nodes: &[&str]) -> Vec<Endpoint> {
 fn svc(key: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> ServiceInfo {
     ServiceInfo {
         key: key.into(),
+        uid: None,
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         local,
         labels: BTreeMap::new(),

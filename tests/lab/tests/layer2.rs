@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use ferrolb_lab::{Lab, NODES, other, unavailable, until};
+use ferrolb_crds::api::ServiceL2Status;
+use ferrolb_lab::{APPS, Lab, NODES, NS, other, unavailable, until};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
 use serde_json::json;
 
 fn skip() -> bool {
@@ -35,6 +39,57 @@ async fn lab(tag: &str) -> Lab {
     .await
     .unwrap();
     lab
+}
+
+/// Waits until the API records `node` announcing Service `name`: a ServiceL2Status
+/// naming it, and a `nodeAssigned` Event on the Service that names the Service by uid
+/// (`kubectl describe` shows only such Events).
+async fn on_record(lab: &Lab, name: &str, node: &str) {
+    let statuses: Api<ServiceL2Status> = Api::namespaced(lab.client.clone(), NS);
+    let events: Api<Event> = Api::namespaced(lab.client.clone(), APPS);
+    let uid = Api::<Service>::namespaced(lab.client.clone(), APPS)
+        .get(name)
+        .await
+        .unwrap()
+        .metadata
+        .uid;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = statuses
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|s| {
+                s.status.as_ref().is_some_and(|s| {
+                    s.announcement.node == node
+                        && s.announcement.service_name == name
+                        && s.announcement.service_namespace == APPS
+                })
+            });
+        let event = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("nodeAssigned")
+                    && e.regarding.as_ref().is_some_and(|r| r.uid == uid)
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains(&format!("node {node} ")))
+            });
+        if status && event {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} announcing {name}: ServiceL2Status found {status}, Event found {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,6 +121,7 @@ async fn announces_answers_and_fails_over() {
         .await
         .unwrap();
     assert_eq!(body, format!("hello from {owner6}"));
+    on_record(&lab, "web", &first).await;
 
     // (c) SIGTERM: graceful handover.
     let pinger = lab.pinger(&v4).unwrap();

@@ -1,0 +1,110 @@
+//! The ServiceL2Status writer against an API server (the in-memory test server, or the
+//! cluster of `$FERROLB_KUBECONFIG`): it converges to the latest desired set, repairs
+//! what someone else deleted at its next resync, and catches up after the API was away.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolb_crds::api::{ServiceL2Status, ServiceL2StatusStatus};
+use ferrolb_speaker::status::{self, Desired, NODE_LABEL};
+use ferrolb_testserver::{Cluster, load_crds};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use tokio::sync::watch;
+
+const NS: &str = "ferrolb-system";
+
+async fn cluster() -> (Cluster, kube::Client) {
+    let cluster = Cluster::from_env().await.expect("cluster");
+    if let Some(server) = cluster.fixture() {
+        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/ferrolb/crds");
+        load_crds(&server.shared, &crds).expect("CRDs");
+    }
+    let client = cluster.client();
+    let namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await;
+    (cluster, client)
+}
+
+fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired> {
+    Arc::new(
+        services
+            .iter()
+            .map(|(service, iface)| status::record(node, service, &[iface.to_string()]))
+            .collect(),
+    )
+}
+
+/// The node's objects in the API: name → status.
+async fn objects(api: &Api<ServiceL2Status>, node: &str) -> BTreeMap<String, ServiceL2StatusStatus> {
+    api.list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter_map(|o| Some((o.metadata.name?, o.status?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn until_equal(api: &Api<ServiceL2Status>, node: &str, want: &Desired, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let have = objects(api, node).await;
+        if have == *want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the API holds {have:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_follow_the_desired_set_and_are_repaired() {
+    let (mut cluster, client) = cluster().await;
+    let node = format!("status-test-{}", std::process::id());
+    let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), NS);
+    let (tx, rx) = watch::channel(Arc::new(Desired::new()));
+    let writer = tokio::spawn(status::write_statuses(
+        client.clone(),
+        NS.into(),
+        node.clone(),
+        rx,
+        Duration::from_secs(1),
+    ));
+
+    let first = desired(&node, &[("web/a", "eth0"), ("web/b", "eth0")]);
+    tx.send_replace(first.clone());
+    until_equal(&api, &node, &first, "created").await;
+
+    let second = desired(&node, &[("web/a", "eth1")]);
+    tx.send_replace(second.clone());
+    until_equal(&api, &node, &second, "one changed, one withdrawn").await;
+
+    // Deleted behind the writer's back: back at the next resync.
+    let (name, _) = second.iter().next().unwrap();
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+    until_equal(&api, &node, &second, "repaired after a deletion").await;
+
+    if let Cluster::Fixture(server) = &mut cluster {
+        // Changes made while the API is away are written once it is back.
+        server.stop();
+        let third = desired(&node, &[("web/c", "eth0")]);
+        tx.send_replace(third.clone());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.restart().await.unwrap();
+        until_equal(&api, &node, &third, "caught up after the API came back").await;
+    }
+
+    tx.send_replace(Arc::new(Desired::new()));
+    until_equal(&api, &node, &Desired::new(), "all withdrawn").await;
+    writer.abort();
+}
