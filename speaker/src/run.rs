@@ -147,23 +147,24 @@ pub async fn run(
         if woke == Woke::Api {
             view = None;
         }
+        let fresh = view.is_none();
+        let gossip_at = options.membership.as_ref().map(|m| m.advertise);
         let View {
             services: services_list,
             config,
             nodes,
-        } = view.get_or_insert_with(|| View::read(&stores, &options.namespace));
+            node_ips,
+            seeds,
+        } = view.get_or_insert_with(|| View::read(&stores, &options.namespace, &options.node, gossip_at));
         let live = match &mut live_rx {
             Some(rx) => rx.borrow_and_update().clone(),
             None => BTreeSet::new(),
         };
-        if let Some(m) = &options.membership {
+        if let (Some(m), true) = (&options.membership, fresh) {
             // Only a change is sent: each list makes the gossip announce to strangers.
-            let now = stores
-                .nodes
-                .read(|nodes| seeds(nodes.values(), &options.node, m.advertise));
-            if now != state.seeds {
-                state.seeds = now.clone();
-                m.seeds(now).await;
+            if *seeds != state.seeds {
+                state.seeds = seeds.clone();
+                m.seeds(seeds.clone()).await;
             }
         }
         // Before the gossip has had a chance to find the others, a speaker alone would
@@ -220,15 +221,11 @@ pub async fn run(
                 // Rules for every address this node may have to take over (its plan
                 // were it the only live node), so a takeover waits for no nft run.
                 let eligible = plan_with(&BTreeSet::from([options.node.clone()]));
-                let node_ips = stores
-                    .nodes
-                    .read(|nodes| nodes.get(&options.node).map(node_ips))
-                    .unwrap_or_default();
                 s.rules = Some(steering_rules(
                     &options.node,
                     &eligible,
                     &services,
-                    &node_ips,
+                    node_ips,
                     &links_now,
                     &claim(&options, &eligible, &links_now).owned,
                 ));
@@ -373,15 +370,19 @@ fn node_ips(node: &Node) -> Vec<IpAddr> {
         .collect()
 }
 
-/// What the planner reads from the stores.
+/// What the loop reads from the stores, read again only after an API change.
 struct View {
     services: Vec<ServiceInfo>,
     config: config::Config,
     nodes: Vec<planner::NodeInfo>,
+    /// This node's InternalIPs (the dataplane's targets).
+    node_ips: Vec<IpAddr>,
+    /// The other speakers' gossip addresses, when gossip runs at `gossip_at`.
+    seeds: Vec<SocketAddr>,
 }
 
 impl View {
-    fn read(stores: &Stores, namespace: &str) -> Self {
+    fn read(stores: &Stores, namespace: &str, me: &str, gossip_at: Option<SocketAddr>) -> Self {
         let objects = Objects {
             pools: stores.pools.read(|m| m.values().cloned().collect()),
             l2_advertisements: stores.ads.read(|m| m.values().cloned().collect()),
@@ -397,6 +398,15 @@ impl View {
             // Invalid objects are left out, as the controller reports them.
             config: config::build(namespace, &objects).config,
             nodes: objects.nodes.iter().map(planner::node_info).collect(),
+            node_ips: objects
+                .nodes
+                .iter()
+                .find(|n| n.name_any() == me)
+                .map(node_ips)
+                .unwrap_or_default(),
+            seeds: gossip_at
+                .map(|at| seeds(objects.nodes.iter(), me, at))
+                .unwrap_or_default(),
         }
     }
 }
