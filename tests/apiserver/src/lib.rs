@@ -3,16 +3,23 @@
 //! it. It is a **test fixture** and the local demo's backend; nothing in FerroLB's
 //! product depends on it.
 //!
-//! Not implemented: admission chains and webhooks, RBAC and authentication (any
-//! token is accepted), API aggregation, persistence, protobuf.
+//! Authentication and RBAC are off unless switched on ([`Shared::enforce_rbac`],
+//! `--rbac`); protobuf request bodies are decoded for the kinds typed clients send
+//! (answers are always JSON). Not implemented: admission chains and webhooks, API
+//! aggregation, persistence, controllers (no kubelet: workloads never become ready).
 
+pub mod auth;
 pub mod error;
+pub mod events;
+pub mod metadata;
 pub mod openapi;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod validation;
 
 use std::net::SocketAddr;
@@ -33,6 +40,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its state, for inspection and faults.
     pub shared: Arc<Shared>,
+    /// The CA certificate (PEM) of a server that speaks HTTPS.
+    ca_pem: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -46,28 +56,72 @@ impl TestServer {
         .await
     }
 
-    /// Starts a server with a given store on `addr`.
+    /// Starts a server with a given store on `addr`, over plain HTTP.
     pub async fn start_with(store: Store, addr: SocketAddr) -> std::io::Result<Self> {
         let shared = Shared::new(store);
-        let (addr, task) = server::serve(shared.clone(), addr).await?;
-        Ok(Self { addr, shared, task })
+        let (addr, task) = server::serve(shared.clone(), addr, None).await?;
+        Ok(Self {
+            addr,
+            shared,
+            ca_pem: None,
+            tls: None,
+            task,
+        })
+    }
+
+    /// Starts a server on `addr` that speaks HTTPS and enforces RBAC: tokens are
+    /// needed, and client-go sends them only over TLS.
+    pub async fn start_secure(store: Store, addr: SocketAddr) -> anyhow::Result<Self> {
+        let tls = tls::Tls::loopback()?;
+        let shared = Shared::new(store);
+        shared.enforce_rbac(true);
+        let (addr, task) = server::serve(shared.clone(), addr, Some(tls.config.clone())).await?;
+        Ok(Self {
+            addr,
+            shared,
+            ca_pem: Some(tls.ca_pem),
+            tls: Some(tls.config),
+            task,
+        })
     }
 
     /// The server's URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kube-rs client for this server (default namespace `default`).
+    /// A kube-rs client for this server as the admin (default namespace `default`).
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url().parse().expect("a valid URL"));
-        kube::Client::try_from(config).expect("a client for a plain HTTP URL")
+        self.client_with_token(auth::ADMIN_TOKEN)
     }
 
-    /// A kubeconfig pointing at this server.
-    pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+    /// A kube-rs client for this server presenting `token`.
+    pub fn client_with_token(&self, token: &str) -> kube::Client {
+        let mut config = kube::Config::new(self.url().parse().expect("a valid URL"));
+        config.auth_info.token = Some(token.to_string().into());
+        config.root_cert = self.ca_pem.as_ref().map(|pem| vec![pem_to_der(pem)]);
+        kube::Client::try_from(config).expect("a client for this server's URL")
     }
+
+    /// A kubeconfig pointing at this server, as the admin.
+    pub fn kubeconfig(&self) -> String {
+        self.kubeconfig_for(&self.url(), auth::ADMIN_TOKEN)
+    }
+
+    /// A kubeconfig for this server reached at `url` (e.g. through a relay), presenting `token`.
+    pub fn kubeconfig_for(&self, url: &str, token: &str) -> String {
+        kubeconfig_with(url, token, self.ca_pem.as_deref())
+    }
+}
+
+/// The DER bytes of a one-certificate PEM document.
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("rcgen writes valid PEM")
 }
 
 impl TestServer {
@@ -83,7 +137,7 @@ impl TestServer {
         let mut last = None;
         // The old listener goes away asynchronously once its task is aborted.
         for _ in 0..50 {
-            match server::serve(self.shared.clone(), self.addr).await {
+            match server::serve(self.shared.clone(), self.addr, self.tls.clone()).await {
                 Ok((_, task)) => {
                     self.task = task;
                     return Ok(());
@@ -157,11 +211,24 @@ impl Cluster {
     }
 }
 
-/// A kubeconfig for `url` with a context named `ferrolb-test`.
+/// A kubeconfig for `url` (plain HTTP) with a context named `ferrolb-test`, as the
+/// all-powerful admin.
 pub fn kubeconfig(url: &str) -> String {
+    kubeconfig_with(url, auth::ADMIN_TOKEN, None)
+}
+
+/// A kubeconfig for `url` whose user presents `token`, trusting `ca_pem` when given.
+pub fn kubeconfig_with(url: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let ca = ca_pem.map_or(String::new(), |pem| {
+        format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        )
+    });
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-test\n  cluster:\n    server: {url}\n\
-         users:\n- name: ferrolb-test\n  user:\n    token: ferrolb-test\n\
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-test\n  cluster:\n    server: {url}\n{ca}\
+         users:\n- name: ferrolb-test\n  user:\n    token: {token}\n\
          contexts:\n- name: ferrolb-test\n  context:\n    cluster: ferrolb-test\n    user: ferrolb-test\n    namespace: default\n\
          current-context: ferrolb-test\n"
     )

@@ -145,6 +145,17 @@ impl ResourceType {
             "shortNames": self.short_names,
             "categories": self.categories,
         })];
+        if self.gr.group.is_empty() && self.gr.resource == "serviceaccounts" {
+            entries.push(json!({
+                "name": "serviceaccounts/token",
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
+            }));
+        }
         if self.has_status {
             entries.push(json!({
                 "name": format!("{}/status", self.gr.resource),
@@ -158,7 +169,10 @@ impl ResourceType {
     }
 }
 
-/// The built-in kinds: what FerroLB, kubectl and the client libraries touch.
+/// The RBAC API group.
+pub const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// The built-in kinds: what FerroLB, its Helm chart, kubectl and the client libraries touch.
 pub fn builtins() -> Vec<ResourceType> {
     vec![
         ResourceType::builtin("", "v1", "namespaces", "Namespace", false, &["ns"], true),
@@ -179,6 +193,38 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
         ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+        ),
+        ResourceType::builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
+        ResourceType::builtin("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true),
+        ResourceType::builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+        ),
+        ResourceType::builtin(RBAC, "v1", "roles", "Role", true, &[], false),
+        ResourceType::builtin(RBAC, "v1", "rolebindings", "RoleBinding", true, &[], false),
+        ResourceType::builtin(RBAC, "v1", "clusterroles", "ClusterRole", false, &[], false),
+        ResourceType::builtin(
+            RBAC,
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            false,
+        ),
         ResourceType::builtin(
             "apiextensions.k8s.io",
             "v1",

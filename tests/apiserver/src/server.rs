@@ -20,8 +20,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::auth::{Attributes, Tokens};
 use crate::error::ApiError;
-use crate::registry::ResourceType;
+use crate::events;
+use crate::registry::{GroupResource, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, Patch, Store, Subresource};
 
@@ -40,6 +42,11 @@ pub struct Shared {
     paused: watch::Sender<bool>,
     /// Watches answered with 410 Gone so far.
     expired: std::sync::atomic::AtomicU64,
+    /// Whether requests are authenticated and authorized (see [`crate::auth`]).
+    rbac: std::sync::atomic::AtomicBool,
+    tokens: Mutex<Tokens>,
+    /// The messages of the 403s answered so far.
+    denials: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -55,12 +62,65 @@ impl Shared {
             failing: Mutex::new((0, 500)),
             paused,
             expired: Default::default(),
+            rbac: Default::default(),
+            tokens: Default::default(),
+            denials: Default::default(),
         })
     }
 
     /// How many watches were answered with 410 Gone (clients must then relist).
     pub fn expired_watches(&self) -> u64 {
         self.expired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// From now on, authenticate every request by its bearer token and authorize it
+    /// with the RBAC objects in the store (`false`: accept any request, the default).
+    pub fn enforce_rbac(&self, on: bool) {
+        self.rbac.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The messages of every 403 answered so far, oldest first.
+    pub fn denials(&self) -> Vec<String> {
+        self.denials.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A token for the ServiceAccount `namespace/name` (what the TokenRequest
+    /// subresource issues), valid while the ServiceAccount exists.
+    pub fn issue_token(&self, namespace: &str, name: &str) -> String {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .issue(namespace, name)
+    }
+
+    /// 401 or 403 for a request RBAC does not let through, when RBAC is enforced.
+    fn authorize(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        if !self.rbac.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let store = self.store();
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        let user = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .authenticate(&store, authorization)?;
+        let attributes = Attributes::of(method, path, query);
+        if crate::auth::allowed(&store, &user, &attributes) {
+            return Ok(());
+        }
+        let denied = crate::auth::forbidden(&user, &attributes);
+        self.denials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(denied.message.clone());
+        Err(denied)
     }
 
     /// Fails the next `count` requests with HTTP `code` (500 and 429 are the useful ones).
@@ -162,6 +222,9 @@ async fn handle(
             Err(err) => json_response(StatusCode::BAD_REQUEST, &err.status()),
         };
     }
+    if uri.path() == "/_testserver/denials" && method == Method::GET {
+        return json_response(StatusCode::OK, &json!({ "denials": shared.denials() }));
+    }
     if let Some(err) = shared.faults().await {
         let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = json_response(code, &err.status());
@@ -171,6 +234,12 @@ async fn handle(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         return response;
+    }
+    if let Err(err) = shared.authorize(&method, uri.path(), &query, &headers) {
+        return json_response(
+            StatusCode::from_u16(err.code).unwrap_or(StatusCode::FORBIDDEN),
+            &err.status(),
+        );
     }
     let local = headers
         .get(header::HOST)
@@ -208,6 +277,9 @@ fn json_response(code: StatusCode, value: &Value) -> Response {
 /// A request for one served type, with namespace, name and subresource taken from the path.
 struct Target {
     rt: ResourceType,
+    /// Where objects of this type are kept: the type itself, except for views of
+    /// another type's objects (`events.k8s.io` Events are core Events).
+    storage: GroupResource,
     version: String,
     namespace: Option<String>,
     name: Option<String>,
@@ -341,6 +413,11 @@ fn resource_request(
         [resource] => (*resource, None, Subresource::Main),
         [resource, name] => (*resource, Some(name.to_string()), Subresource::Main),
         [resource, name, "status"] => (*resource, Some(name.to_string()), Subresource::Status),
+        ["serviceaccounts", name, "token"] if group.is_empty() && *method == Method::POST => {
+            let namespace = namespace.ok_or_else(|| ApiError::no_such_path(path))?;
+            return token_request(shared, &namespace, name, body, headers)
+                .map(|v| Reply::Json(StatusCode::CREATED, v));
+        }
         _ => return Err(ApiError::no_such_path(path)),
     };
     let rt = shared
@@ -354,8 +431,14 @@ fn resource_request(
     if namespace.is_some() && !rt.namespaced {
         return Err(ApiError::no_such_path(path));
     }
+    let storage = if events::is_events_view(&rt.gr) {
+        events::core()
+    } else {
+        rt.gr.clone()
+    };
     let target = Target {
         rt,
+        storage,
         version: version.to_string(),
         namespace,
         name,
@@ -364,7 +447,7 @@ fn resource_request(
     let truthy = |key: &str| query.get(key).is_some_and(|v| v == "1" || v == "true");
     match (method.clone(), &target.name) {
         (Method::GET, Some(name)) => {
-            let object = shared.store().get(&target.rt.gr, target.ns(), name)?;
+            let object = shared.store().get(&target.storage, target.ns(), name)?;
             if wants_table(headers) {
                 return ok(target.table(&[object], shared.store().resource_version()));
             }
@@ -375,28 +458,44 @@ fn resource_request(
         }
         (Method::GET, None) => list(shared, &target, query, wants_table(headers)),
         (Method::POST, None) => {
-            let object = parse_body(body, headers)?;
-            let created = shared.write(|s| s.create(&target.rt.gr, target.ns(), object))?;
+            let object = target.admit(parse_body(body, headers)?);
+            let created = shared.write(|s| s.create(&target.storage, target.ns(), object))?;
             Ok(Reply::Json(StatusCode::CREATED, target.present(created)))
         }
         (Method::PUT, Some(name)) => {
-            let object = parse_body(body, headers)?;
-            let updated = shared.write(|s| s.update(&target.rt.gr, target.ns(), name, object, target.sub))?;
+            let object = target.admit(parse_body(body, headers)?);
+            let updated =
+                shared.write(|s| s.update(&target.storage, target.ns(), name, object, target.sub))?;
             ok(target.present(updated))
         }
         (Method::PATCH, Some(name)) => {
             let patch = parse_patch(body, headers, query)?;
-            let patched = shared.write(|s| s.patch(&target.rt.gr, target.ns(), name, patch, target.sub))?;
+            let patched = if target.storage == target.rt.gr {
+                shared.write(|s| s.patch(&target.storage, target.ns(), name, patch, target.sub))?
+            } else {
+                // A view's patch applies to the object as the view shows it.
+                shared.write(|s| {
+                    let mut viewed = target.present(s.get(&target.storage, target.ns(), name)?);
+                    patch.apply(&mut viewed, name)?;
+                    s.update(
+                        &target.storage,
+                        target.ns(),
+                        name,
+                        target.admit(viewed),
+                        target.sub,
+                    )
+                })?
+            };
             ok(target.present(patched))
         }
         (Method::DELETE, Some(name)) => {
-            let deleted = shared.write(|s| s.delete(&target.rt.gr, target.ns(), name))?;
+            let deleted = shared.write(|s| s.delete(&target.storage, target.ns(), name))?;
             ok(target.present(deleted))
         }
         (Method::DELETE, None) => {
             let selector = Filter::from_query(query)?;
             let deleted = shared.write(|s| {
-                let doomed = s.list(&target.rt.gr, target.namespace.as_deref(), |o| {
+                let doomed = s.list(&target.storage, target.namespace.as_deref(), |o| {
                     selector.matches(o)
                 });
                 doomed
@@ -410,7 +509,7 @@ fn resource_request(
                             .pointer("/metadata/name")
                             .and_then(Value::as_str)
                             .unwrap_or_default();
-                        s.delete(&target.rt.gr, ns, name)
+                        s.delete(&target.storage, ns, name)
                     })
                     .collect::<Result<Vec<_>, _>>()
             })?;
@@ -433,8 +532,20 @@ impl Target {
 
     /// An object as served at the requested version.
     fn present(&self, mut object: Value) -> Value {
+        if events::is_events_view(&self.rt.gr) {
+            object = events::from_core(object);
+        }
         object["apiVersion"] = json!(self.rt.api_version(&self.version));
         object
+    }
+
+    /// A written object in its stored form.
+    fn admit(&self, object: Value) -> Value {
+        if events::is_events_view(&self.rt.gr) {
+            events::to_core(object)
+        } else {
+            object
+        }
     }
 
     fn table(&self, items: &[Value], rv: u64) -> Value {
@@ -458,6 +569,51 @@ impl Target {
             "items": items,
         })
     }
+}
+
+/// `POST …/serviceaccounts/{name}/token`: a TokenRequest answered with a token for the
+/// ServiceAccount, which must exist.
+fn token_request(
+    shared: &Shared,
+    namespace: &str,
+    name: &str,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<Value, ApiError> {
+    let request = if body.is_empty() {
+        json!({})
+    } else {
+        parse_body(body, headers)?
+    };
+    let accounts = GroupResource {
+        group: String::new(),
+        resource: "serviceaccounts".into(),
+    };
+    shared.store().get(&accounts, namespace, name)?;
+    let token = shared.issue_token(namespace, name);
+    let seconds = request
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + seconds)
+        .unwrap_or(0);
+    let expires = k8s_openapi::jiff::Timestamp::from_second(expires)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    Ok(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::now_rfc3339()},
+        "spec": {
+            "audiences": request.pointer("/spec/audiences").cloned().unwrap_or(json!([])),
+            "expirationSeconds": seconds,
+            "boundObjectRef": request.pointer("/spec/boundObjectRef").cloned().unwrap_or(Value::Null),
+        },
+        "status": {"token": token, "expirationTimestamp": expires},
+    }))
 }
 
 /// Label and field selectors of a list or watch.
@@ -500,7 +656,7 @@ fn list(
     let (items, rv, next) = {
         let store = shared.store();
         let (items, last) = store.list_page(
-            &target.rt.gr,
+            &target.storage,
             target.namespace.as_deref(),
             |o| filter.matches(o),
             after.as_ref().map(|(_, key)| key),
@@ -563,12 +719,23 @@ fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .unwrap_or("");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if content_type.contains("protobuf") {
+        return crate::protobuf::decode(body).map_err(|err| match err {
+            crate::protobuf::ProtobufError::UnsupportedKind(_) => ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: err.to_string(),
+                details: None,
+            },
+            crate::protobuf::ProtobufError::Malformed(_) => ApiError::bad_request(err.to_string()),
+        });
+    }
+    if content_type.contains("cbor") {
         return Err(ApiError {
             code: 415,
             reason: "UnsupportedMediaType",
             message: format!(
-                "{content_type} bodies are not supported by this test server; send JSON or YAML (kubectl apply does)"
+                "{content_type} bodies are not supported by this test server; send JSON, YAML or protobuf"
             ),
             details: None,
         });
@@ -684,7 +851,9 @@ impl WatchRequest {
             EventType::Deleted if now => EventType::Deleted,
             _ => return None,
         };
-        let object = if self.target.version == self.target.rt.versions[0] {
+        let object = if self.target.version == self.target.rt.versions[0]
+            && self.target.storage == self.target.rt.gr
+        {
             // Stored at this version: every watcher shares one serialisation.
             event.object_json().to_string()
         } else {
@@ -705,14 +874,16 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         let live = shared.events.subscribe();
         let first: Result<Vec<String>, ApiError> = match request.from {
             None => Ok(store
-                .list(&request.target.rt.gr, request.target.namespace.as_deref(), |o| {
-                    request.filter.matches(o)
-                })
+                .list(
+                    &request.target.storage,
+                    request.target.namespace.as_deref(),
+                    |o| request.filter.matches(o),
+                )
                 .into_iter()
                 .map(|o| line(json!({"type": "ADDED", "object": request.target.present(o)})))
                 .collect()),
             Some(from) => store
-                .events_since(&request.target.rt.gr, from)
+                .events_since(&request.target.storage, from)
                 .map(|events| events.iter().filter_map(|e| request.translate(e)).collect()),
         };
         (first, live, store.resource_version())
@@ -767,7 +938,7 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
                     // event received moves this watch's position.
                     Ok(event) if event.rv > last => {
                         last = event.rv;
-                        if event.gr == request.target.rt.gr { request.translate(&event) } else { None }
+                        if event.gr == request.target.storage { request.translate(&event) } else { None }
                     }
                     Ok(_) => None,
                     // Fell behind: end the stream; the client re-watches from its last position.
@@ -792,14 +963,39 @@ fn watch_response(shared: Arc<Shared>, request: WatchRequest) -> Response {
         .expect("a static response")
 }
 
-/// Binds `addr` and serves until the returned handle is dropped or aborted.
+/// Binds `addr` and serves until the returned handle is dropped or aborted; over TLS
+/// when `tls` is given.
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = router(shared);
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let Some(tls) = tls else {
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        return Ok((bound, task));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            // Connections end with the listener (a stopped server drops its clients).
+            connections.spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .http1_only()
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    });
     Ok((bound, task))
 }

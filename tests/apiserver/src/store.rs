@@ -94,6 +94,18 @@ pub enum Patch {
     Apply(Value),
 }
 
+impl Patch {
+    /// Applies the patch to `object` (named `name`, for errors).
+    pub fn apply(&self, object: &mut Value, name: &str) -> Result<(), ApiError> {
+        match self {
+            Patch::Merge(p) | Patch::Strategic(p) | Patch::Apply(p) => json_patch::merge(object, p),
+            Patch::Json(p) => json_patch::patch(object, p)
+                .map_err(|e| ApiError::invalid("", name, vec![("patch".into(), e.to_string())]))?,
+        }
+        Ok(())
+    }
+}
+
 /// Where an object lives: its type, namespace ("" for cluster-scoped) and name.
 pub type ObjectKey = (String, String);
 
@@ -276,7 +288,10 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let rt = self.type_of(gr)?.clone();
         let meta = metadata_mut(&mut object)?;
-        if let Some(ns) = meta.get("namespace").and_then(Value::as_str)
+        if let Some(ns) = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|ns| !ns.is_empty())
             && rt.namespaced
             && ns != namespace
         {
@@ -369,11 +384,7 @@ impl Store {
             (Err(err), _) => return Err(err),
         };
         let mut patched = current.clone();
-        match patch {
-            Patch::Merge(p) | Patch::Strategic(p) | Patch::Apply(p) => json_patch::merge(&mut patched, &p),
-            Patch::Json(p) => json_patch::patch(&mut patched, &p)
-                .map_err(|e| ApiError::invalid("", name, vec![("patch".into(), e.to_string())]))?,
-        }
+        patch.apply(&mut patched, name)?;
         self.write(gr, namespace, name, current, patched, sub)
     }
 
@@ -483,6 +494,14 @@ impl Store {
         object: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
+        let causes = crate::metadata::check(rt, object);
+        if !causes.is_empty() {
+            let name = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(ApiError::invalid(&rt.kind, name, causes));
+        }
         if let Some(version) = rt.crd_version(&rt.versions[0]) {
             let name = object
                 .pointer("/metadata/name")
@@ -572,6 +591,13 @@ impl Store {
         let mut mine = BTreeSet::new();
         if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
             for (i, port) in ports.iter_mut().enumerate() {
+                // kube-apiserver's defaults for a Service port.
+                if port.get("protocol").is_none_or(Value::is_null) {
+                    port["protocol"] = json!("TCP");
+                }
+                if port.get("targetPort").is_none_or(Value::is_null) {
+                    port["targetPort"] = port["port"].clone();
+                }
                 let requested = port.get("nodePort").and_then(Value::as_u64).map(|p| p as u16);
                 let chosen = match requested {
                     Some(p)

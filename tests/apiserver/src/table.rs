@@ -1,7 +1,7 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table kubectl asks for with
 //! `Accept: application/json;as=Table;…`. Custom resources get their CRD's
-//! additionalPrinterColumns, Services kube-apiserver's columns, anything else Name
-//! and Age.
+//! additionalPrinterColumns, Services and Events kube-apiserver's columns, anything
+//! else Name and Age.
 
 use serde_json::{Value, json};
 
@@ -83,6 +83,14 @@ fn columns(crd_version: Option<&Value>, kind: &str) -> Vec<Column> {
             column("Age", "date", ".metadata.creationTimestamp", 0),
             column("Selector", "selector", ".spec.selector", 1),
         ],
+        // Core Events (both Event APIs share them) as kubectl shows them.
+        "Event" => vec![
+            column("Last Seen", "event-time", ".lastTimestamp", 0),
+            column("Type", "string", ".type", 0),
+            column("Reason", "string", ".reason", 0),
+            column("Object", "object", ".involvedObject", 0),
+            column("Message", "string", ".message", 0),
+        ],
         _ => vec![column("Age", "date", ".metadata.creationTimestamp", 0)],
     }
 }
@@ -95,6 +103,21 @@ fn cell(item: &Value, column: &Column, now: i64) -> Value {
             .and_then(|t| age(t, now))
             .map(Value::from)
             .unwrap_or(Value::Null),
+        // events.k8s.io writers set only eventTime.
+        "event-time" => value
+            .or_else(|| item.get("eventTime"))
+            .and_then(Value::as_str)
+            .and_then(|t| age(t, now))
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        "object" => json!(format!(
+            "{}/{}",
+            value
+                .and_then(|o| o["kind"].as_str())
+                .unwrap_or("")
+                .to_lowercase(),
+            value.and_then(|o| o["name"].as_str()).unwrap_or("")
+        )),
         "external-ips" => {
             let ips: Vec<&str> = value
                 .and_then(Value::as_array)

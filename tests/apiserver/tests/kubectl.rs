@@ -2,105 +2,19 @@
 //! $FERROLB_KUBECTL): client-side and server-side apply, get (tables and -o yaml),
 //! custom resources, patch of status, wait, delete.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::Path;
 
 use ferrolb_testserver::TestServer;
+use support::{Dir, Tool};
 
-/// kubectl from $FERROLB_KUBECTL or PATH; `None` (and a printed reason) outside CI.
-fn kubectl_binary() -> Option<PathBuf> {
-    let candidate = std::env::var_os("FERROLB_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "kubectl".into());
-    if Command::new(&candidate)
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some(candidate);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "kubectl is required in CI: scripts/test.sh installs it"
-    );
-    eprintln!("skipping: kubectl not found (set FERROLB_KUBECTL or run scripts/test.sh)");
-    None
-}
-
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-        let mut command = Command::new(&self.binary);
-        command.args(args).env("KUBECONFIG", &self.kubeconfig);
-        let stdin = stdin.map(str::to_string);
-        let output = tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            use std::process::Stdio;
-            let mut child = command
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            if let Some(text) = stdin {
-                child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-            }
-            drop(child.stdin.take());
-            child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap();
-        let text =
-            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-        (output.status.success(), text)
-    }
-
-    async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let (success, text) = self.run(args, stdin).await;
-        assert!(success, "kubectl {args:?} failed:\n{text}");
-        text
-    }
-}
-
-async fn setup() -> Option<(TestServer, Kubectl, tempdir::Dir)> {
-    let binary = kubectl_binary()?;
+async fn setup() -> Option<(TestServer, Tool, Dir)> {
+    let binary = support::binary("FERROLB_KUBECTL", "kubectl", &["version", "--client"])?;
     let server = TestServer::start().await.unwrap();
-    let dir = tempdir::Dir::new();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
-    Some((server, Kubectl { binary, kubeconfig }, dir))
-}
-
-/// A temporary directory removed on drop (std only).
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new() -> Self {
-            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("ferrolb-kubectl-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    let dir = Dir::new();
+    let kubeconfig = support::admin_kubeconfig(&server, &dir);
+    Some((server, Tool { binary, kubeconfig }, dir))
 }
 
 const SERVICE: &str = "apiVersion: v1
@@ -189,12 +103,8 @@ async fn kubectl_installs_our_crds_and_manages_custom_resources() {
     };
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb/crds");
     k.ok(&["apply", "-f", crds.to_str().unwrap()], None).await;
-    // `kubectl create namespace` would send protobuf, which the fixture does not speak.
-    k.ok(
-        &["apply", "-f", "-"],
-        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: ferrolb-system}\n"),
-    )
-    .await;
+    // kubectl's imperative commands send protobuf bodies.
+    k.ok(&["create", "namespace", "ferrolb-system"], None).await;
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/l2-dual-stack.yaml"),
     )
@@ -224,4 +134,90 @@ async fn kubectl_installs_our_crds_and_manages_custom_resources() {
             .await
             .contains("No resources")
     );
+}
+
+#[tokio::test]
+async fn events_written_through_either_api_are_read_through_both() {
+    let Some((server, k, _dir)) = setup().await else {
+        return;
+    };
+    k.ok(&["apply", "-f", "-"], Some(SERVICE)).await;
+    let uid = k
+        .ok(&["get", "svc", "web", "-o", "jsonpath={.metadata.uid}"], None)
+        .await;
+    // The controller writes events.k8s.io Events; kubectl describe reads core ones.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(server.client(), "default");
+    let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web.ipallocated"},
+        "regarding": {"apiVersion": "v1", "kind": "Service", "name": "web", "namespace": "default", "uid": uid},
+        "note": "Assigned IP [\"10.42.0.200\"]", "reason": "IPAllocated", "type": "Normal", "action": "Allocate",
+        "reportingController": "ferrolb.io/controller", "reportingInstance": "ferrolb-controller-0",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+    }))
+    .unwrap();
+    events.create(&Default::default(), &event).await.unwrap();
+    let described = k.ok(&["describe", "service", "web"], None).await;
+    assert!(
+        described.contains("IPAllocated") && described.contains("Assigned IP"),
+        "{described}"
+    );
+    let all = k.ok(&["get", "events", "-A"], None).await;
+    assert!(all.contains("IPAllocated"), "{all}");
+    // And a core Event is an events.k8s.io one too, with the fields renamed.
+    k.ok(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: Event\nmetadata: {name: web.core, namespace: default}\n\
+             involvedObject: {kind: Service, name: web, namespace: default}\n\
+             reason: Core\nmessage: written as core\ntype: Normal\ncount: 2\n",
+        ),
+    )
+    .await;
+    let read = events.get("web.core").await.unwrap();
+    assert_eq!(read.note.as_deref(), Some("written as core"));
+    assert_eq!(read.deprecated_count, Some(2));
+    assert_eq!(read.regarding.and_then(|r| r.name).as_deref(), Some("web"));
+}
+
+#[tokio::test]
+async fn kube_apiserver_defaults_and_metadata_rules_apply() {
+    let Some((_server, k, _dir)) = setup().await else {
+        return;
+    };
+    k.ok(&["apply", "-f", "-"], Some(SERVICE)).await;
+    let protocol = k
+        .ok(
+            &["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].protocol}"],
+            None,
+        )
+        .await;
+    assert_eq!(protocol, "TCP");
+    let long = "n".repeat(64);
+    let (accepted, text) = k
+        .run(
+            &[
+                "create",
+                "configmap",
+                "labelled",
+                &format!("--from-literal=node={long}"),
+            ],
+            None,
+        )
+        .await;
+    assert!(accepted, "{text}");
+    // kubectl checks `kubectl label` itself; a patch reaches the server.
+    let patch = format!(r#"{{"metadata":{{"labels":{{"ferrolb.io/node":"{long}"}}}}}}"#);
+    let (accepted, text) = k
+        .run(
+            &["patch", "configmap", "labelled", "--type=merge", "-p", &patch],
+            None,
+        )
+        .await;
+    assert!(
+        !accepted && text.contains("must be no more than 63 characters") && text.contains("metadata.labels"),
+        "{text}"
+    );
+    let (accepted, text) = k.run(&["create", "namespace", "Not_A_Label"], None).await;
+    assert!(!accepted && text.contains("RFC 1123 label"), "{text}");
 }

@@ -11,6 +11,7 @@ use ferrolb_testserver::{DEFAULT_HISTORY, Store, TestServer};
 #[derive(Parser)]
 #[command(
     name = "ferrolb-testserver",
+    version,
     about = "In-memory Kubernetes API server (a test fixture)"
 )]
 struct Args {
@@ -23,16 +24,24 @@ struct Args {
     /// Directories of CRD YAML files to create at start.
     #[arg(long)]
     crds: Vec<PathBuf>,
+    /// Authenticate requests by bearer token and authorize them with RBAC, over HTTPS
+    /// with a CA made at start (the kubeconfig written is the all-powerful admin's and
+    /// trusts that CA).
+    #[arg(long)]
+    rbac: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = TestServer::start_with(
-        Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339)),
-        args.listen,
-    )
-    .await
+    let store = Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339));
+    let server = if args.rbac {
+        TestServer::start_secure(store, args.listen).await
+    } else {
+        TestServer::start_with(store, args.listen)
+            .await
+            .map_err(Into::into)
+    }
     .with_context(|| format!("binding {}", args.listen))?;
     for dir in &args.crds {
         ferrolb_testserver::load_crds(&server.shared, dir)?;
