@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod api;
 pub mod config;
+pub mod labels;
 pub mod service;
 
 /// The API group of every FerroLB custom resource.

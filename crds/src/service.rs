@@ -1,4 +1,5 @@
-//! What FerroLB's components read from a Service's status.
+//! What FerroLB's components read from a Service: whether it is theirs by class, and
+//! the addresses in its status.
 
 use std::net::IpAddr;
 
@@ -20,6 +21,22 @@ pub fn ingress_ips(service: &Service) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
+/// Which Services FerroLB handles, by `spec.loadBalancerClass`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassPolicy {
+    /// `--lb-class`: when set, only Services of exactly this class are ours; when
+    /// unset, only Services without a class are (we are the cluster's default).
+    pub class: Option<String>,
+}
+
+impl ClassPolicy {
+    /// Whether the Service is a LoadBalancer FerroLB must serve.
+    pub fn is_ours(&self, service: &Service) -> bool {
+        let Some(spec) = &service.spec else { return false };
+        spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class == self.class
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +52,23 @@ mod tests {
             vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "fd00::1".parse().unwrap()]
         );
         assert!(ingress_ips(&Service::default()).is_empty());
+    }
+
+    #[test]
+    fn class_policy() {
+        let mut svc: Service =
+            serde_json::from_value(serde_json::json!({"spec": {"type": "LoadBalancer"}})).unwrap();
+        let default = ClassPolicy::default();
+        let named = ClassPolicy {
+            class: Some("ferrolb.io/lb".into()),
+        };
+        assert!(default.is_ours(&svc));
+        assert!(!named.is_ours(&svc));
+        svc.spec.as_mut().unwrap().load_balancer_class = Some("ferrolb.io/lb".into());
+        assert!(!default.is_ours(&svc));
+        assert!(named.is_ours(&svc));
+        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+        assert!(!named.is_ours(&svc));
     }
 }
 

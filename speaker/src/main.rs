@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use ferrolb_crds::service::ClassPolicy;
 use ferrolb_speaker::announcer::Schedule;
 use ferrolb_speaker::interfaces::DEFAULT_EXCLUDES;
 use ferrolb_speaker::membership::{Membership, Options as GossipOptions, Profile, Sealer};
@@ -24,6 +25,10 @@ struct Cli {
     /// FerroLB's namespace: pools, advertisements and ServiceL2Status objects live there.
     #[arg(short = 'n', long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
+    /// Announce only Services with this spec.loadBalancerClass; unset: only Services
+    /// without a class (give the controller the same value).
+    #[arg(long, env = "FERROLB_LB_CLASS")]
+    lb_class: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:7473")]
     metrics_addr: SocketAddr,
@@ -159,6 +164,7 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             interval: Duration::from_millis(cli.announce_interval_ms),
             repeats: cli.announce_repeats,
         },
+        class: ClassPolicy { class: cli.lb_class },
     };
     tracing::info!(node = %cli.node_name, "speaker starting");
     tokio::select! {

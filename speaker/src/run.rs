@@ -36,6 +36,7 @@ use crate::netlink::Loopback;
 use crate::planner::{self, Input, Plan, ServiceInfo, SliceInfo};
 use crate::status;
 use crate::watch::Records;
+use ferrolb_crds::service::ClassPolicy;
 
 /// How the speaker runs.
 pub struct Options {
@@ -53,6 +54,8 @@ pub struct Options {
     pub fallback_after: Duration,
     /// Repetition of gratuitous announcements.
     pub schedule: Schedule,
+    /// Which Services are ours, by `spec.loadBalancerClass` (the controller's `--lb-class`).
+    pub class: ClassPolicy,
 }
 
 /// The records the watches keep.
@@ -73,8 +76,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirty = Arc::new(Notify::new());
     let stores = Stores {
-        services: Records::watch(Api::all(client.clone()), &dirty, |s: Service| {
-            planner::service_info(&s)
+        services: Records::watch(Api::all(client.clone()), &dirty, {
+            let class = options.class.clone();
+            move |s: Service| planner::service_info(&s, &class)
         }),
         slices: Records::watch(Api::all(client.clone()), &dirty, |s: EndpointSlice| {
             planner::slice_info(&s)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ferrolb_crds::api::{
     Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
+use ferrolb_crds::labels;
 use ferrolb_crds::service::ServiceEvent;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
@@ -17,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-/// Label naming the announcing node.
+/// Label naming the announcing node ([`labels::value_of`] its name).
 pub const NODE_LABEL: &str = "ferrolb.io/node";
 /// Label naming the Service.
 pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
@@ -113,7 +114,7 @@ async fn converge(
         Some(have) => have,
         None => {
             let list = api
-                .list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
+                .list(&ListParams::default().labels(&format!("{NODE_LABEL}={}", labels::value_of(node))))
                 .await?;
             written.insert(
                 list.items
@@ -131,7 +132,8 @@ async fn converge(
                 let mut object = ServiceL2Status::new(name, ServiceL2StatusSpec {});
                 object.metadata.labels = Some(
                     [
-                        (NODE_LABEL.to_string(), node.to_string()),
+                        // The full name is in status.node; a label holds 63 characters.
+                        (NODE_LABEL.to_string(), labels::value_of(node)),
                         (
                             SERVICE_NAME_LABEL.to_string(),
                             status.announcement.service_name.clone(),

@@ -24,7 +24,11 @@ pub struct Records<D> {
 impl<D: Send + Sync + 'static> Records<D> {
     /// Starts a watch of `api` that keeps `record(object)` of each object (`None`:
     /// nothing the speaker needs, the object is left out). Every event wakes `dirty`.
-    pub fn watch<K>(api: Api<K>, dirty: &Arc<Notify>, record: fn(K) -> Option<D>) -> Self
+    pub fn watch<K>(
+        api: Api<K>,
+        dirty: &Arc<Notify>,
+        record: impl Fn(K) -> Option<D> + Send + 'static,
+    ) -> Self
     where
         K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
         K::DynamicType: Default,

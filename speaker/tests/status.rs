@@ -41,7 +41,8 @@ fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired> {
 
 /// The node's objects in the API: name → status.
 async fn objects(api: &Api<ServiceL2Status>, node: &str) -> BTreeMap<String, ServiceL2StatusStatus> {
-    api.list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
+    let label = ferrolb_crds::labels::value_of(node);
+    api.list(&ListParams::default().labels(&format!("{NODE_LABEL}={label}")))
         .await
         .map(|list| {
             list.items
@@ -106,5 +107,34 @@ async fn statuses_follow_the_desired_set_and_are_repaired() {
 
     tx.send_replace(Arc::new(Desired::new()));
     until_equal(&api, &node, &Desired::new(), "all withdrawn").await;
+    writer.abort();
+}
+
+/// Node names may have 253 characters, label values 63: the writer still converges
+/// (it used to retry a create the API refused, forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_name_longer_than_a_label_value_still_gets_its_statuses() {
+    let (_cluster, client) = cluster().await;
+    let node = format!("{}p{}.example.com", "worker-".repeat(30), std::process::id());
+    assert!(node.len() > 200);
+    let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), NS);
+    let (tx, rx) = watch::channel(Arc::new(Desired::new()));
+    let writer = tokio::spawn(status::write_statuses(
+        client.clone(),
+        NS.into(),
+        node.clone(),
+        rx,
+        Duration::from_secs(1),
+    ));
+    let want = desired(&node, &[("web/a", "eth0")]);
+    tx.send_replace(want.clone());
+    until_equal(&api, &node, &want, "created with a long node name").await;
+    let written = api.list(&ListParams::default()).await.unwrap();
+    let object = written
+        .items
+        .iter()
+        .find(|o| o.status.as_ref().is_some_and(|s| s.announcement.node == node))
+        .expect("the status names the full node name");
+    assert!(object.metadata.labels.as_ref().unwrap()[NODE_LABEL].len() <= 63);
     writer.abort();
 }

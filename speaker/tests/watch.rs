@@ -57,7 +57,10 @@ async fn records_follow_the_api() {
         .unwrap();
     let api: Api<Service> = Api::namespaced(client.clone(), &ns);
     let dirty = Arc::new(Notify::new());
-    let records = Records::watch(api.clone(), &dirty, |s: Service| planner::service_info(&s));
+    let ours = ferrolb_crds::service::ClassPolicy::default();
+    let records = Records::watch(api.clone(), &dirty, move |s: Service| {
+        planner::service_info(&s, &ours)
+    });
     records.listed().await.unwrap();
     until(&records, &[], "empty at first").await;
 

@@ -27,8 +27,9 @@ use std::net::IpAddr;
 use ferrolb_crds::config::{Family, Pool};
 
 pub use error::{AllocError, RequestError};
+pub use ferrolb_crds::service::ClassPolicy;
 pub use free::FreeSet;
-pub use request::{ClassPolicy, Families, Port, Request, ServiceKey, Sharing, other, read};
+pub use request::{Families, Port, Request, ServiceKey, Sharing, other, read};
 
 /// A pool and its free addresses.
 #[derive(Clone, Debug)]

@@ -119,23 +119,7 @@ pub struct Request {
     pub sharing: Sharing,
 }
 
-/// Which Services FerroLB handles, by `spec.loadBalancerClass`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClassPolicy {
-    /// `--lb-class`: when set, only Services of exactly this class are ours; when
-    /// unset, only Services without a class are (we are the cluster's default).
-    pub class: Option<String>,
-}
-
-impl ClassPolicy {
-    /// Whether the Service is a LoadBalancer FerroLB must serve.
-    pub fn is_ours(&self, service: &Service) -> bool {
-        let Some(spec) = &service.spec else { return false };
-        spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class == self.class
-    }
-}
-
-/// Reads the request of a Service that [`ClassPolicy::is_ours`] accepted.
+/// Reads the request of a Service that [`ferrolb_crds::service::ClassPolicy::is_ours`] accepted.
 pub fn read(service: &Service, namespace_labels: &BTreeMap<String, String>) -> Result<Request, RequestError> {
     let empty = BTreeMap::new();
     let annotations = service.metadata.annotations.as_ref().unwrap_or(&empty);
@@ -346,21 +330,5 @@ mod tests {
             read(&svc, &BTreeMap::new()),
             Err(RequestError::BadLoadBalancerIp { .. })
         ));
-    }
-
-    #[test]
-    fn class_policy() {
-        let mut svc = service(json!({"type": "LoadBalancer"}), json!({}));
-        let default = ClassPolicy::default();
-        let named = ClassPolicy {
-            class: Some("ferrolb.io/lb".into()),
-        };
-        assert!(default.is_ours(&svc));
-        assert!(!named.is_ours(&svc));
-        svc.spec.as_mut().unwrap().load_balancer_class = Some("ferrolb.io/lb".into());
-        assert!(!default.is_ours(&svc));
-        assert!(named.is_ours(&svc));
-        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
-        assert!(!named.is_ours(&svc));
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_crds::service::ingress_ips;
+use ferrolb_crds::service::{ClassPolicy, ingress_ips};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -92,11 +92,12 @@ pub struct SliceInfo {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// Reads a Service of type LoadBalancer with ingress addresses (`None` for any other),
-/// its endpoints left for [`slice_info`] to supply.
-pub fn service_info(service: &Service) -> Option<ServiceInfo> {
+/// Reads a Service of type LoadBalancer of our class with ingress addresses (`None`
+/// for any other: a Service of another class is never announced, even with an address
+/// inside our pools), its endpoints left for [`slice_info`] to supply.
+pub fn service_info(service: &Service, class: &ClassPolicy) -> Option<ServiceInfo> {
     let spec = service.spec.as_ref()?;
-    if spec.type_.as_deref() != Some("LoadBalancer") {
+    if !class.is_ours(service) {
         return None;
     }
     let ips = ingress_ips(service);
@@ -207,7 +208,10 @@ mod tests {
             ],
         }))
         .unwrap();
-        let info = &join([&service_info(&svc).unwrap()], [&slice_info(&slice).unwrap()])[0];
+        let info = &join(
+            [&service_info(&svc, &ClassPolicy::default()).unwrap()],
+            [&slice_info(&slice).unwrap()],
+        )[0];
         assert_eq!(info.key, "ns/web");
         let ports: Vec<_> = info
             .ports
@@ -243,6 +247,8 @@ mod tests {
             }))
             .unwrap()
         };
+        let ours = ClassPolicy::default();
+        let service_info = |s: &Service| service_info(s, &ours);
         let lb = json!({"type": "LoadBalancer"});
         assert!(service_info(&service(lb.clone(), json!([{"ip": "10.0.0.1"}]))).is_some());
         assert!(service_info(&service(lb, json!([]))).is_none(), "no address yet");
@@ -253,6 +259,23 @@ mod tests {
             ))
             .is_none(),
             "not a LoadBalancer (any more)"
+        );
+        let other_class = json!({"type": "LoadBalancer", "loadBalancerClass": "example.com/other"});
+        assert!(
+            service_info(&service(other_class.clone(), json!([{"ip": "10.0.0.1"}]))).is_none(),
+            "another implementation's Service is never announced, whatever its address"
+        );
+        let named = ClassPolicy {
+            class: Some("example.com/other".into()),
+        };
+        assert!(super::service_info(&service(other_class, json!([{"ip": "10.0.0.1"}])), &named).is_some());
+        assert!(
+            super::service_info(
+                &service(json!({"type": "LoadBalancer"}), json!([{"ip": "10.0.0.1"}])),
+                &named
+            )
+            .is_none(),
+            "with --lb-class, Services without a class are another implementation's"
         );
         let slice: EndpointSlice = serde_json::from_value(json!({
             "metadata": {"namespace": "ns", "name": "orphan"},
