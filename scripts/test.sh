@@ -18,6 +18,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== chart"
+scripts/chart-check.sh
 echo "== cargo build (the lab runs the binaries)"
 cargo build --workspace --locked
 echo "== cargo test"
