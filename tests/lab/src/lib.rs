@@ -6,7 +6,9 @@
 //! run's prefix and is removed when the [`Lab`] is dropped; processes are stopped by the
 //! PIDs it started.
 
+pub mod chart;
 pub mod net;
+pub mod pods;
 mod relay;
 
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferrolb_testserver::{TestServer, load_crds};
+use ferrolb_testserver::{DEFAULT_HISTORY, Store, TestServer, load_crds};
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -37,12 +39,27 @@ pub fn unavailable() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("needs root (network namespaces, raw sockets, nftables)".into());
     }
-    for tool in ["ip", "nft", "arping", "ndisc6", "curl", "ping", "python3"] {
+    for tool in [
+        "ip", "nft", "arping", "ndisc6", "curl", "ping", "python3", "setpriv",
+    ] {
         if sh(&["sh", "-c", &format!("command -v {tool}")]).is_err() {
             return Some(format!("`{tool}` is missing (scripts/test.sh installs it)"));
         }
     }
     None
+}
+
+/// Whether a lab suite must skip: never in CI, where a missing prerequisite fails the
+/// suite; elsewhere when [`unavailable`] gives a reason, which is printed.
+pub fn skip(suite: &str) -> bool {
+    match unavailable() {
+        Some(reason) if std::env::var_os("CI").is_some() => panic!("the {suite} must run in CI: {reason}"),
+        Some(reason) => {
+            eprintln!("skipping the {suite}: {reason}");
+            true
+        }
+        None => false,
+    }
 }
 
 /// A FerroLB binary next to this executable (target/<profile>/, or its parent for tests).
@@ -118,31 +135,44 @@ pub const NODES: [(&str, u8); 2] = [("n1", 11), ("n2", 12)];
 pub const CLIENT: (&str, u8) = ("client", 100);
 
 impl Lab {
-    /// Builds the network, starts the test server with FerroLB's CRDs and the Nodes.
+    /// Builds the network, starts the test server (plain HTTP, no RBAC) with FerroLB's
+    /// CRDs and the Nodes.
     pub async fn start(tag: &str) -> anyhow::Result<Self> {
+        let server = TestServer::start().await?;
+        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb/crds");
+        load_crds(&server.shared, &crds)?;
+        Self::around(tag, server).await
+    }
+
+    /// Builds the network and the Nodes around a test server that speaks HTTPS and
+    /// enforces RBAC, with no CRDs yet (`helm install` brings them).
+    pub async fn start_secure(tag: &str) -> anyhow::Result<Self> {
+        let store = Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339));
+        let server = TestServer::start_secure(store, "127.0.0.1:0".parse().expect("literal")).await?;
+        Self::around(tag, server).await
+    }
+
+    async fn around(tag: &str, server: TestServer) -> anyhow::Result<Self> {
         let prefix = format!("flb{}{}-", tag, std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("ferrolb-lab-{prefix}"));
         std::fs::create_dir_all(&dir)?;
         let mut hosts: Vec<(&str, u8)> = NODES.to_vec();
         hosts.push(CLIENT);
         let net = Net::create(&prefix, &hosts)?;
-        let server = TestServer::start().await?;
-        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb/crds");
-        load_crds(&server.shared, &crds)?;
-        let target: SocketAddr = server
-            .url()
-            .trim_start_matches("http://")
-            .parse()
-            .context("server address")?;
+        let target: SocketAddr = server.addr;
         for (name, _) in NODES {
             relay::start(&net.host(name).ns, RELAY_PORT, target)?;
         }
         let kubeconfig_host = dir.join("kubeconfig");
         std::fs::write(&kubeconfig_host, server.kubeconfig())?;
         let kubeconfig_nodes = dir.join("kubeconfig-nodes");
+        let scheme = server.url().split("://").next().unwrap_or("http").to_string();
         std::fs::write(
             &kubeconfig_nodes,
-            ferrolb_testserver::kubeconfig(&format!("http://127.0.0.1:{RELAY_PORT}")),
+            server.kubeconfig_for(
+                &format!("{scheme}://127.0.0.1:{RELAY_PORT}"),
+                ferrolb_testserver::auth::ADMIN_TOKEN,
+            ),
         )?;
         let client = server.client();
         let lab = Lab {
@@ -179,7 +209,7 @@ impl Lab {
         api.create(
             &PostParams::default(),
             &serde_json::from_value(
-                json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}),
+                json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}}}),
             )?,
         )
         .await?;

@@ -122,6 +122,15 @@ impl Net {
         Ok(net)
     }
 
+    /// A namespace of this run that is on no LAN, with only `lo` up (a pod's own
+    /// network); its name.
+    pub fn isolated(&self, name: &str) -> anyhow::Result<String> {
+        let ns = format!("{}{name}", self.prefix);
+        sh(&["ip", "netns", "add", &ns])?;
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
     /// A host by name.
     pub fn host(&self, name: &str) -> &Host {
         self.hosts

@@ -8,21 +8,14 @@
 use std::time::Duration;
 
 use ferrolb_crds::api::ServiceL2Status;
-use ferrolb_lab::{APPS, Lab, NODES, NS, other, unavailable, until};
+use ferrolb_lab::{APPS, Lab, NODES, NS, other, until};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
 fn skip() -> bool {
-    match unavailable() {
-        Some(reason) if std::env::var_os("CI").is_some() => panic!("the lab must run in CI: {reason}"),
-        Some(reason) => {
-            eprintln!("skipping the Layer 2 lab: {reason}");
-            true
-        }
-        None => false,
-    }
+    ferrolb_lab::skip("Layer 2 lab")
 }
 
 /// Sets up controller, speakers, backends, a pool and an advertisement.
