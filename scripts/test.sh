@@ -11,7 +11,8 @@ ensure_rust
 # The Layer 2 lab (tests/lab): namespaces, nftables, kernel clients, keepalived for the
 # failover comparison.
 ensure_debian_packages iproute2 nftables arping ndisc6 iputils-ping curl keepalived tcpdump
-# kubectl and the Python client drive the API test server in tests/apiserver.
+# kubectl, helm and the Python client drive the API test server in tests/apiserver and
+# the chart lab; kubernetes-validate and jsonschema check the rendered chart.
 ensure_client_tools
 
 echo "== cargo fmt --check"
@@ -22,5 +23,10 @@ echo "== chart"
 scripts/chart-check.sh
 echo "== cargo build (the lab runs the binaries)"
 cargo build --workspace --locked
+# The image from the debug binaries just built: the same root filesystem, libraries
+# and configuration as a release image, without a second (10-minute) build in CI;
+# `scripts/image.sh` alone builds the release image.
+echo "== image"
+FERROLB_IMAGE_BINARIES=target/debug scripts/image.sh --smoke --image ferrolb:test
 echo "== cargo test"
 cargo test --workspace --locked
