@@ -4,7 +4,9 @@
 # the controller and a speaker per node, applies a pool, an L2Advertisement and a
 # dual-stack Service, then shows the EXTERNAL-IPs, who answers ARP and NDP, curl
 # through the VIPs, and a live failover with its measured outage. Everything it creates
-# is removed at the end, also when interrupted. Pass --hold to keep the lab up.
+# is removed at the end, also when interrupted. Pass --hold to keep the lab up, --helm
+# to install FerroLB with its Helm chart into an API server that enforces RBAC and run
+# the chart's pods as their specs say (see ferrolb-demo --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then

@@ -105,6 +105,15 @@ impl Helm {
 }
 
 impl Lab {
+    /// A lab whose API server enforces RBAC, with the chart installed by helm with
+    /// `--set` values `sets` (no workload started yet).
+    pub async fn with_chart(tag: &str, sets: &[&str]) -> anyhow::Result<(Lab, Helm)> {
+        let lab = Lab::start_secure(tag).await?;
+        let helm = Helm::for_lab(&lab)?;
+        helm.install(&chart_dir(), sets)?;
+        Ok((lab, helm))
+    }
+
     /// The pod template spec of the Deployment or DaemonSet `name`, as the API serves it.
     pub async fn pod_template(&self, kind: &str, name: &str) -> anyhow::Result<Value> {
         let object = match kind {

@@ -129,6 +129,9 @@ pub struct Lab {
     kubeconfig_nodes: PathBuf,
 }
 
+/// The lab's address pool: a range of each family on the LAN.
+pub const RANGES: [&str; 2] = ["10.77.0.200-10.77.0.210", "fd00:77::200-fd00:77::210"];
+
 /// Node names of the lab (host numbers on the LAN).
 pub const NODES: [(&str, u8); 2] = [("n1", 11), ("n2", 12)];
 /// The client's name.
@@ -352,6 +355,18 @@ impl Lab {
         Ok(())
     }
 
+    /// The usual scene: the lab's pool ([`RANGES`]) and an L2Advertisement for every
+    /// node, Service `web` with an endpoint on each node and HTTP backends on its
+    /// NodePort; the Service's IPv4 and IPv6 addresses once assigned.
+    pub async fn web(&mut self) -> anyhow::Result<(String, String)> {
+        self.layer2(&RANGES, json!({})).await?;
+        let port = self.service("web", false).await?;
+        let nodes: Vec<&str> = NODES.iter().map(|(n, _)| *n).collect();
+        self.endpoints("web", &nodes).await?;
+        self.backends(port)?;
+        self.addresses("web").await
+    }
+
     /// Creates a dual-stack LoadBalancer Service `name` (port 80) and returns its NodePort.
     pub async fn service(&self, name: &str, local: bool) -> anyhow::Result<u16> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), APPS);
@@ -372,6 +387,19 @@ impl Lab {
             .and_then(|s| s.ports)
             .and_then(|p| p.first().and_then(|p| p.node_port))
             .context("the API server gave no NodePort")?;
+        Ok(u16::try_from(port)?)
+    }
+
+    /// The NodePort of Service `name`'s first port.
+    pub async fn node_port(&self, name: &str) -> anyhow::Result<u16> {
+        let svc = Api::<Service>::namespaced(self.client.clone(), APPS)
+            .get(name)
+            .await?;
+        let port = svc
+            .spec
+            .and_then(|s| s.ports)
+            .and_then(|p| p.first().and_then(|p| p.node_port))
+            .with_context(|| format!("Service {name} has no NodePort"))?;
         Ok(u16::try_from(port)?)
     }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use ferrolb_lab::RANGES;
 use ferrolb_lab::chart::{CONTROLLER, Helm, SPEAKER, chart_dir, eventually};
 use ferrolb_lab::{APPS, Lab, NODES, NS, until};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -16,25 +17,12 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-const RANGES: [&str; 2] = ["10.77.0.200-10.77.0.210", "fd00:77::200-fd00:77::210"];
-
 /// A secure lab with the chart installed (nftables dataplane, so curl reaches the
 /// NodePort backends through the VIP).
 async fn installed(tag: &str) -> (Lab, Helm) {
-    let lab = Lab::start_secure(tag).await.expect("lab");
-    let helm = Helm::for_lab(&lab).expect("helm");
-    helm.install(&chart_dir(), &["speaker.dataplane=nftables"])
-        .expect("helm install");
-    (lab, helm)
-}
-
-/// The pool, an advertisement, a dual-stack Service with backends; its addresses.
-async fn web(lab: &mut Lab) -> (String, String) {
-    lab.layer2(&RANGES, json!({})).await.unwrap();
-    let port = lab.service("web", false).await.unwrap();
-    lab.endpoints("web", &["n1", "n2"]).await.unwrap();
-    lab.backends(port).unwrap();
-    lab.addresses("web").await.unwrap()
+    Lab::with_chart(tag, &["speaker.dataplane=nftables"])
+        .await
+        .expect("lab with the chart")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +41,7 @@ async fn the_chart_installs_serves_layer2_upgrades_and_uninstalls_with_rbac_enfo
         NODES.len(),
         "one speaker per node"
     );
-    let (v4, v6) = web(&mut lab).await;
+    let (v4, v6) = lab.web().await.unwrap();
 
     let owner = until("an ARP answer for the VIP", 15, || lab.owner(&v4))
         .await

@@ -7,7 +7,11 @@
 //! - `keepalived [--advert-int S]`: the same with keepalived (VRRP) on the nodes instead;
 //! - `arp-latency`: ARP answer time of the speaker next to the kernel's, seen by arping;
 //! - `rss [--services N]`: speaker peak memory with N dual-stack Services announced by
-//!   one node.
+//!   one node;
+//! - `rolling-upgrade`: FerroLB installed with helm (RBAC enforced, workloads run as
+//!   the chart's pod specs say); each run a `helm upgrade` of a speaker value rolled
+//!   out node by node as the DaemonSet controller does, the client's outage measured at
+//!   each node's step.
 //!
 //! Each prints one `FIGURE` line per run and a summary (median and worst).
 
@@ -50,6 +54,8 @@ enum What {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// Outage per node while a `helm upgrade` rolls the speakers out.
+    RollingUpgrade,
     /// Speaker peak RSS with many announced Services.
     Rss {
         /// Dual-stack Services.
@@ -88,6 +94,10 @@ async fn main() -> anyhow::Result<()> {
             summary(&label, "ms", &outages);
         }
         What::ArpLatency { count } => arp_latency(cli.runs, count).await?,
+        What::RollingUpgrade => {
+            let outages = rolling_upgrades(cli.runs).await?;
+            summary("rolling_upgrade_step", "ms", &outages);
+        }
         What::Rss { services } => {
             let mut peaks = Vec::new();
             for run in 1..=cli.runs {
@@ -167,6 +177,41 @@ async fn failovers(
         lab.until_owner(vip, &owner, 30).await?;
         // Let the takeover's repeated announcements and the gossip settle.
         tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok(outages)
+}
+
+/// `runs` helm upgrades (the speakers' log level flipped each time), each rolled out
+/// node by node; the client's outage at each step, in ms.
+async fn rolling_upgrades(runs: usize) -> anyhow::Result<Vec<f64>> {
+    let (mut lab, helm) = Lab::with_chart("roll", &["speaker.dataplane=nftables"]).await?;
+    lab.start_controllers().await?;
+    lab.start_speakers().await?;
+    let (vip, _) = lab.web().await?;
+    until("an ARP answer", 20, || lab.owner(&vip)).await?;
+    let chart = ferrolb_lab::chart::chart_dir();
+    let mut outages = Vec::new();
+    for run in 1..=runs {
+        let level = if run % 2 == 1 { "debug" } else { "info" };
+        helm.upgrade(&chart, &[&format!("speaker.logLevel={level}")])?;
+        let daemonset = lab.pod_template("DaemonSet", ferrolb_lab::chart::SPEAKER).await?;
+        for (node, _) in NODES {
+            let owner = lab.owner(&vip).unwrap_or_default();
+            let pinger = lab.pinger(&vip)?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            lab.roll_speaker(node, &daemonset).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (outage, replies) = pinger.outage();
+            let ms = outage.as_secs_f64() * 1e3;
+            let role = if owner == node { "announcer" } else { "standby" };
+            println!(
+                "FIGURE rolling_upgrade run={run} node={node} role={role} outage_ms={ms:.1} replies={replies}"
+            );
+            outages.push(ms);
+        }
+        if !lab.denials().is_empty() {
+            bail!("the API server refused requests: {:?}", lab.denials());
+        }
     }
     Ok(outages)
 }

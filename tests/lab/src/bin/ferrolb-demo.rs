@@ -1,26 +1,40 @@
 //! FerroLB's local demo: the whole Layer 2 path on this machine, no cluster needed.
 //! Builds nothing itself (scripts/demo.sh builds first); needs root.
-//!
-//! `ferrolb-demo [--hold]`: with `--hold` the lab stays up until Ctrl-C.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use ferrolb_lab::{APPS, Lab, NODES, other, unavailable, until};
-use serde_json::json;
+
+/// FerroLB's local demo: a network-namespace lab with two nodes and a client, the API
+/// test server, the controller and a speaker per node; a dual-stack Service, who
+/// answers ARP and NDP, curl through the VIPs, and a failover with its outage.
+#[derive(Parser)]
+#[command(name = "ferrolb-demo", version)]
+struct Cli {
+    /// Keep the lab up at the end, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    hold: bool,
+    /// Install FerroLB with helm (charts/ferrolb) into an API server that enforces
+    /// RBAC, and run the controller and speakers as the chart's pod specs say.
+    #[arg(long)]
+    helm: bool,
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     if let Some(reason) = unavailable() {
         eprintln!("ferrolb-demo: the lab {reason}; run it as root: sudo scripts/demo.sh");
         return ExitCode::from(2);
     }
-    let hold = std::env::args().any(|a| a == "--hold");
-    // The lab lives in this task; Ctrl-C drops it, which removes namespaces and stops processes.
+    // The lab lives in this task; a stop signal drops it, which removes namespaces and
+    // stops processes.
     let result = tokio::select! {
-        result = demo(hold) => result,
-        _ = tokio::signal::ctrl_c() => {
-            println!("\ninterrupted: cleaning up");
+        result = demo(cli) => result,
+        signal = stop_signal() => {
+            println!("\n{signal}: cleaning up");
             Ok(())
         }
     };
@@ -33,28 +47,54 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn demo(hold: bool) -> anyhow::Result<()> {
-    println!("== building the lab: LAN bridge, nodes n1 and n2, a client (network namespaces)");
-    let mut lab = Lab::start("demo").await?;
-    println!(
-        "   API test server at {}; logs in {}",
-        lab.server.url(),
-        lab.dir.display()
-    );
-    lab.controller()?;
-    for (node, _) in NODES {
-        lab.speaker(node, &[])?;
+/// Ctrl-C or SIGTERM (`kill`, `timeout`), named.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "interrupted";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
     }
+}
+
+async fn demo(cli: Cli) -> anyhow::Result<()> {
+    println!("== building the lab: LAN bridge, nodes n1 and n2, a client (network namespaces)");
+    let mut lab = if cli.helm {
+        let (mut lab, helm) = Lab::with_chart("demo", &["speaker.dataplane=nftables"]).await?;
+        println!(
+            "   API test server at {} (RBAC enforced); logs in {}",
+            lab.server.url(),
+            lab.dir.display()
+        );
+        println!("$ helm list -n {}", ferrolb_lab::NS);
+        print!("{}", helm.run(&["list", "-n", ferrolb_lab::NS])?);
+        println!("== running the chart's pods as their specs say (uid, capabilities, token, env)");
+        for pod in lab.start_controllers().await? {
+            println!("   {pod}: controller, in a network namespace of its own");
+        }
+        for node in lab.start_speakers().await? {
+            println!("   {}: speaker on {node} (host network)", Lab::speaker_pod(&node));
+        }
+        lab
+    } else {
+        let mut lab = Lab::start("demo").await?;
+        println!(
+            "   API test server at {}; logs in {}",
+            lab.server.url(),
+            lab.dir.display()
+        );
+        lab.controller()?;
+        for (node, _) in NODES {
+            lab.speaker(node, &[])?;
+        }
+        lab
+    };
     println!("== applying an IPAddressPool, an L2Advertisement and a dual-stack Service");
-    lab.layer2(
-        &["10.77.0.200-10.77.0.210", "fd00:77::200-fd00:77::210"],
-        json!({}),
-    )
-    .await?;
-    let port = lab.service("web", false).await?;
-    lab.endpoints("web", &["n1", "n2"]).await?;
-    lab.backends(port)?;
-    let (v4, v6) = lab.addresses("web").await?;
+    let (v4, v6) = lab.web().await?;
+    let port = lab.node_port("web").await?;
     kubectl(&lab, &["get", "service", "web", "-n", APPS, "-o", "wide"]);
 
     let owner = until("an ARP answer for the VIP", 10, || lab.owner(&v4)).await?;
@@ -89,7 +129,14 @@ async fn demo(hold: bool) -> anyhow::Result<()> {
         .unwrap_or_else(|| "(no answer)".into());
     println!("   curl http://{v4}/ -> {body}");
     lab.net.set_link(&owner, true)?;
-    if hold {
+    if cli.helm {
+        let refused = lab.denials();
+        println!("== requests the API server refused (RBAC): {}", refused.len());
+        for denial in refused {
+            println!("   {denial}");
+        }
+    }
+    if cli.hold {
         println!(
             "== holding the lab (Ctrl-C to stop); e.g. ip netns exec {}client curl http://{v4}/",
             lab.net.prefix
