@@ -26,6 +26,7 @@ pub struct Metrics {
     writes: Family<Labels, Counter>,
     write_errors: Family<Labels, Counter>,
     leader: Gauge,
+    config_issues: Family<Labels, Gauge>,
     /// Readiness: true once the controller is a follower or a synced leader.
     pub ready: AtomicBool,
 }
@@ -42,6 +43,7 @@ impl Metrics {
         let writes = Family::<Labels, Counter>::default();
         let write_errors = Family::<Labels, Counter>::default();
         let leader = Gauge::default();
+        let config_issues = Family::<Labels, Gauge>::default();
         registry.register(
             "allocator_addresses_in_use",
             "Addresses of a pool assigned to Services (a shared address counts once)",
@@ -74,6 +76,11 @@ impl Metrics {
             write_errors.clone(),
         );
         registry.register("leader", "1 while this replica is the leader", leader.clone());
+        registry.register(
+            "config_issues",
+            "Problems of the configuration by kind and severity (invalid: left out; pending: waits for a reference)",
+            config_issues.clone(),
+        );
         Arc::new(Self {
             registry,
             in_use,
@@ -85,6 +92,7 @@ impl Metrics {
             writes,
             write_errors,
             leader,
+            config_issues,
             ready: AtomicBool::new(false),
         })
     }
@@ -129,6 +137,22 @@ impl Metrics {
         }
         self.pending
             .set(i64::try_from(engine.pending()).unwrap_or(i64::MAX));
+        let mut issues: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for issue in engine.config_issues() {
+            let severity = match issue.severity {
+                ferrolb_crds::config::Severity::Invalid => "invalid",
+                ferrolb_crds::config::Severity::Pending => "pending",
+            };
+            *issues.entry((issue.object.kind, severity)).or_default() += 1;
+        }
+        self.config_issues.clear();
+        for ((kind, severity), count) in issues {
+            let labels = vec![
+                ("kind".to_string(), kind.to_string()),
+                ("severity".to_string(), severity.to_string()),
+            ];
+            self.config_issues.get_or_create(&labels).set(count);
+        }
         let mut seen = self.failures_seen.lock().expect("metrics lock poisoned");
         for (reason, count) in &engine.tally().failures {
             let before = seen.insert(reason, *count).unwrap_or(0);

@@ -186,7 +186,7 @@ async fn dropping_a_range_moves_only_the_services_in_it() {
 async fn an_overlapping_pool_is_reported_and_takes_nothing_away() {
     let lab = Lab::start("overlap").await;
     lab.pool("first", json!({"addresses": ["10.25.0.0/30"]})).await;
-    let _controller = lab.controller("c1");
+    let controller = lab.controller("c1");
     lab.service("a", json!({})).await;
     let before = all_assigned(&lab, 1).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // a later creationTimestamp
@@ -206,6 +206,13 @@ async fn an_overlapping_pool_is_reported_and_takes_nothing_away() {
     })
     .await;
     assert!(summary.contains("IPAddressPool \"second\""), "{summary}");
+    // What the FerroLBConfigurationInvalid alert reads.
+    eventually(LONG, "the invalid pool in the metrics", || async {
+        let text = controller.metrics().await?;
+        text.contains(r#"ferrolb_config_issues{kind="IPAddressPool",severity="invalid"} 1"#)
+            .then_some(())
+    })
+    .await;
     lab.service("b", json!({"ferrolb.io/address-pool": "second"}))
         .await;
     let (_, reason, _) = eventually(LONG, "b fails", || lab.condition("b")).await;

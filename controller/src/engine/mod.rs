@@ -289,6 +289,11 @@ impl Engine {
         self.pending.len()
     }
 
+    /// The problems of the current configuration, one per object and field.
+    pub fn config_issues(&self) -> &[ferrolb_crds::config::Issue] {
+        &self.outcome.issues
+    }
+
     /// The names of the pools in use.
     pub fn pool_names(&self) -> impl Iterator<Item = &String> {
         self.outcome.config.pools.keys()
