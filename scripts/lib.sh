@@ -22,7 +22,16 @@ ensure_debian_packages() {
 # clippy are added through rustup when missing.
 ensure_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
-        echo "cargo not found: install a Rust toolchain >= 1.89 (rustup) first" >&2
+        local home
+        home="$(getent passwd "${SUDO_USER:-}" 2>/dev/null | cut -d: -f6)"
+        if [ -n "${SUDO_USER:-}" ] && [ -x "$home/.cargo/bin/cargo" ]; then
+            # sudo's secure_path hides a toolchain installed with rustup in a home.
+            echo "cargo is in $home/.cargo/bin, which sudo leaves out of PATH; run" >&2
+            echo "  sudo env \"PATH=\$PATH\" $0 ..." >&2
+            echo "(the build then writes target/ and .tools/ as root: 'sudo chown -R $SUDO_USER target .tools' gives them back)" >&2
+        else
+            echo "cargo not found: install a Rust toolchain >= 1.89 (rustup) first" >&2
+        fi
         return 1
     fi
     for component in rustfmt clippy; do

@@ -132,6 +132,19 @@ pub struct Lab {
 /// The lab's address pool: a range of each family on the LAN.
 pub const RANGES: [&str; 2] = ["10.77.0.200-10.77.0.210", "fd00:77::200-fd00:77::210"];
 
+impl Drop for Lab {
+    /// Stops the processes, then removes the logs unless a test is failing (its
+    /// message names them) or `FERROLB_LAB_KEEP` is set; the network goes with `net`.
+    fn drop(&mut self) {
+        self.procs.clear();
+        if std::thread::panicking() || std::env::var_os("FERROLB_LAB_KEEP").is_some() {
+            eprintln!("lab logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// Node names of the lab (host numbers on the LAN).
 pub const NODES: [(&str, u8); 2] = [("n1", 11), ("n2", 12)];
 /// The client's name.
@@ -157,7 +170,7 @@ impl Lab {
 
     async fn around(tag: &str, server: TestServer) -> anyhow::Result<Self> {
         let prefix = format!("flb{}{}-", tag, std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("ferrolb-lab-{prefix}"));
+        let dir = std::env::temp_dir().join(format!("ferrolb-lab-{}", prefix.trim_end_matches('-')));
         std::fs::create_dir_all(&dir)?;
         let mut hosts: Vec<(&str, u8)> = NODES.to_vec();
         hosts.push(CLIENT);

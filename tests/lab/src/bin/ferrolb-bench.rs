@@ -23,6 +23,11 @@ use ferrolb_lab::{CLIENT, Lab, NODES, other, until};
 use serde_json::json;
 
 #[derive(Parser)]
+#[command(
+    name = "ferrolb-bench",
+    version,
+    about = "FerroLB's lab benchmarks (root; see BENCHMARKS.md)"
+)]
 struct Cli {
     /// Runs (failovers, rounds or labs).
     #[arg(long, default_value_t = 5)]

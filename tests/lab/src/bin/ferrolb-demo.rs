@@ -65,7 +65,7 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
     let mut lab = if cli.helm {
         let (mut lab, helm) = Lab::with_chart("demo", &["speaker.dataplane=nftables"]).await?;
         println!(
-            "   API test server at {} (RBAC enforced); logs in {}",
+            "   API test server at {} (RBAC enforced); logs in {} (removed at the end unless FERROLB_LAB_KEEP=1)",
             lab.server.url(),
             lab.dir.display()
         );
@@ -82,7 +82,7 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
     } else {
         let mut lab = Lab::start("demo").await?;
         println!(
-            "   API test server at {}; logs in {}",
+            "   API test server at {}; logs in {} (removed at the end unless FERROLB_LAB_KEEP=1)",
             lab.server.url(),
             lab.dir.display()
         );
