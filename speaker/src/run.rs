@@ -140,7 +140,7 @@ pub async fn run(
     stores.ads.listed().await?;
     let mut live_rx = options.membership.as_ref().map(|m| m.live.clone());
     let started = Instant::now();
-    let mut isolated_since: Option<Instant> = None;
+    let mut isolation = Isolation::default();
     let mut state = State::default();
     // What woke the loop decides what is read again: the stores only change with the
     // API, the steering rules only with the API or the links. A gossip change (a
@@ -160,10 +160,7 @@ pub async fn run(
             node_ips,
             seeds,
         } = view.get_or_insert_with(|| View::read(&stores, &options.namespace, &options.node, gossip_at));
-        let live = match &mut live_rx {
-            Some(rx) => rx.borrow_and_update().clone(),
-            None => BTreeSet::new(),
-        };
+        let gossip_live = live_rx.as_mut().map(|rx| rx.borrow_and_update().clone());
         if let (Some(m), true) = (&options.membership, fresh) {
             // Only a change is sent: each list makes the gossip announce to strangers.
             if *seeds != state.seeds {
@@ -173,28 +170,24 @@ pub async fn run(
         }
         // Before the gossip has had a chance to find the others, a speaker alone would
         // claim every address: wait, then fall back to Node readiness if still alone.
-        let alone = live.len() <= 1 && nodes.iter().any(|n| n.ready && n.name != options.node);
-        isolated_since = if alone {
-            isolated_since.or(Some(Instant::now()))
-        } else {
-            None
-        };
-        let live = match (&options.membership, isolated_since) {
-            (None, _) => ready_nodes(nodes),
-            (Some(_), Some(since)) if since.elapsed() >= options.fallback_after => {
+        let now = Instant::now();
+        isolation = isolation.observe(gossip_live.as_ref(), nodes, &options.node, now);
+        let live = match gossip_live {
+            None => ready_nodes(nodes),
+            Some(_) if isolation.fallback(now, options.fallback_after) => {
                 if !state.fallback {
                     tracing::warn!("no other speaker reachable by gossip: using Node readiness");
                 }
                 state.fallback = true;
                 ready_nodes(nodes)
             }
-            (Some(_), Some(_)) if started.elapsed() < options.fallback_after && !state.planned => {
+            Some(_) if isolation.isolated() && !state.planned && now < started + options.fallback_after => {
                 woke = wait(
                     &dirty,
                     &mut links,
                     &mut live_rx,
                     &mut stop,
-                    Some(options.fallback_after / 5),
+                    Some(started + options.fallback_after - now),
                 )
                 .await;
                 if *stop.borrow() {
@@ -202,7 +195,7 @@ pub async fn run(
                 }
                 continue;
             }
-            _ => {
+            Some(live) => {
                 state.fallback = false;
                 live
             }
@@ -251,7 +244,7 @@ pub async fn run(
             &mut links,
             &mut live_rx,
             &mut stop,
-            isolated_since.map(|_| options.fallback_after / 5),
+            isolation.wake_in(Instant::now(), options.fallback_after),
         )
         .await;
         if *stop.borrow() {
@@ -316,6 +309,48 @@ async fn wait(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     woke
+}
+
+/// Since when the gossip has left this speaker alone while other Nodes are Ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Isolation {
+    since: Option<Instant>,
+}
+
+impl Isolation {
+    /// Takes in the gossip's live set (`None`: no gossip, `--membership api`, which
+    /// nothing can isolate) at `now`.
+    fn observe(
+        self,
+        live: Option<&BTreeSet<String>>,
+        nodes: &[planner::NodeInfo],
+        me: &str,
+        now: Instant,
+    ) -> Self {
+        let alone = live.is_some_and(|live| {
+            live.iter().all(|m| m == me) && nodes.iter().any(|n| n.ready && n.name != me)
+        });
+        Self {
+            since: if alone { self.since.or(Some(now)) } else { None },
+        }
+    }
+
+    fn isolated(&self) -> bool {
+        self.since.is_some()
+    }
+
+    /// Whether liveness must come from Node readiness instead of the gossip.
+    fn fallback(&self, now: Instant, after: Duration) -> bool {
+        self.since
+            .is_some_and(|since| now.saturating_duration_since(since) >= after)
+    }
+
+    /// How long until [`Self::fallback`] turns true, when it will (nothing else wakes
+    /// the loop then).
+    fn wake_in(&self, now: Instant, after: Duration) -> Option<Duration> {
+        let left = (self.since? + after).saturating_duration_since(now);
+        (!left.is_zero()).then_some(left)
+    }
 }
 
 fn ready_nodes(nodes: &[planner::NodeInfo]) -> BTreeSet<String> {
@@ -681,6 +716,75 @@ mod tests {
             "status": {"addresses": addresses},
         }))
         .unwrap()
+    }
+
+    fn nodes(list: &[(&str, bool)]) -> Vec<planner::NodeInfo> {
+        list.iter()
+            .map(|(name, ready)| planner::NodeInfo {
+                name: name.to_string(),
+                labels: BTreeMap::new(),
+                ready: *ready,
+                network_unavailable: false,
+            })
+            .collect()
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn without_gossip_nothing_isolates_and_nothing_wakes() {
+        let t0 = Instant::now();
+        let after = Duration::from_secs(5);
+        let cluster = nodes(&[("me", true), ("n2", true), ("n3", true)]);
+        let mut isolation = Isolation::default();
+        for s in [0, 1, 10, 100] {
+            let now = t0 + Duration::from_secs(s);
+            isolation = isolation.observe(None, &cluster, "me", now);
+            assert!(!isolation.isolated(), "at {s} s");
+            assert!(!isolation.fallback(now, after), "at {s} s");
+            assert_eq!(isolation.wake_in(now, after), None, "at {s} s");
+        }
+    }
+
+    #[test]
+    fn gossip_with_peers_is_not_isolated() {
+        let t0 = Instant::now();
+        let after = Duration::from_secs(5);
+        let cluster = nodes(&[("me", true), ("n2", true)]);
+        let isolation = Isolation::default().observe(Some(&names(&["me", "n2"])), &cluster, "me", t0);
+        assert!(!isolation.isolated());
+        assert!(!isolation.fallback(t0 + after * 10, after));
+        assert_eq!(isolation.wake_in(t0, after), None);
+        // Alone with no other Node Ready: nobody to find, nothing to fall back to.
+        let alone = nodes(&[("me", true), ("n2", false)]);
+        let isolation = Isolation::default().observe(Some(&names(&["me"])), &alone, "me", t0);
+        assert!(!isolation.isolated());
+    }
+
+    #[test]
+    fn gossip_alone_while_others_are_ready_falls_back_after_the_delay() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let after = Duration::from_secs(5);
+        let cluster = nodes(&[("me", true), ("n2", true)]);
+        let me = names(&["me"]);
+        let isolation = Isolation::default().observe(Some(&me), &cluster, "me", at(1000));
+        assert!(isolation.isolated());
+        assert!(!isolation.fallback(at(1000), after));
+        assert_eq!(isolation.wake_in(at(1000), after), Some(after));
+        // Seen again later: isolated since the first time, not since the last.
+        let isolation = isolation.observe(Some(&me), &cluster, "me", at(3000));
+        assert_eq!(isolation.wake_in(at(3000), after), Some(Duration::from_secs(3)));
+        assert!(!isolation.fallback(at(5999), after));
+        assert!(isolation.fallback(at(6000), after));
+        // Fallen back: only a change (gossip or API) can alter that, no timer needed.
+        assert_eq!(isolation.wake_in(at(6000), after), None);
+        // A peer appears: isolation ends.
+        let isolation = isolation.observe(Some(&names(&["me", "n2"])), &cluster, "me", at(7000));
+        assert!(!isolation.isolated());
+        assert!(!isolation.fallback(at(7000), after));
     }
 
     #[test]
