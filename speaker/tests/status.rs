@@ -30,6 +30,19 @@ async fn cluster() -> (Cluster, kube::Client) {
     (cluster, client)
 }
 
+/// A status writer for `node` with a 1 s resync; send it desired sets.
+fn writer(client: &kube::Client, node: &str) -> (watch::Sender<Arc<Desired>>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(Arc::new(Desired::new()));
+    let task = tokio::spawn(status::write_statuses(
+        client.clone(),
+        NS.into(),
+        node.to_string(),
+        rx,
+        Duration::from_secs(1),
+    ));
+    (tx, task)
+}
+
 fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired> {
     Arc::new(
         services
@@ -73,14 +86,7 @@ async fn statuses_follow_the_desired_set_and_are_repaired() {
     let (mut cluster, client) = cluster().await;
     let node = format!("status-test-{}", std::process::id());
     let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), NS);
-    let (tx, rx) = watch::channel(Arc::new(Desired::new()));
-    let writer = tokio::spawn(status::write_statuses(
-        client.clone(),
-        NS.into(),
-        node.clone(),
-        rx,
-        Duration::from_secs(1),
-    ));
+    let (tx, writer) = writer(&client, &node);
 
     let first = desired(&node, &[("web/a", "eth0"), ("web/b", "eth0")]);
     tx.send_replace(first.clone());
@@ -118,14 +124,7 @@ async fn a_node_name_longer_than_a_label_value_still_gets_its_statuses() {
     let node = format!("{}p{}.example.com", "worker-".repeat(30), std::process::id());
     assert!(node.len() > 200);
     let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), NS);
-    let (tx, rx) = watch::channel(Arc::new(Desired::new()));
-    let writer = tokio::spawn(status::write_statuses(
-        client.clone(),
-        NS.into(),
-        node.clone(),
-        rx,
-        Duration::from_secs(1),
-    ));
+    let (tx, writer) = writer(&client, &node);
     let want = desired(&node, &[("web/a", "eth0")]);
     tx.send_replace(want.clone());
     until_equal(&api, &node, &want, "created with a long node name").await;

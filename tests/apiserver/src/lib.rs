@@ -69,9 +69,19 @@ impl TestServer {
         })
     }
 
+    /// Starts a server on a random loopback port that speaks HTTPS and enforces RBAC
+    /// (inside a tokio runtime).
+    pub async fn start_secure() -> anyhow::Result<Self> {
+        Self::start_secure_with(
+            Store::new(DEFAULT_HISTORY, Box::new(now_rfc3339)),
+            "127.0.0.1:0".parse().expect("literal"),
+        )
+        .await
+    }
+
     /// Starts a server on `addr` that speaks HTTPS and enforces RBAC: tokens are
     /// needed, and client-go sends them only over TLS.
-    pub async fn start_secure(store: Store, addr: SocketAddr) -> anyhow::Result<Self> {
+    pub async fn start_secure_with(store: Store, addr: SocketAddr) -> anyhow::Result<Self> {
         let tls = tls::Tls::loopback()?;
         let shared = Shared::new(store);
         shared.enforce_rbac(true);

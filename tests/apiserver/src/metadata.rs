@@ -93,23 +93,21 @@ fn is_lower_alnum(b: u8) -> bool {
 }
 
 fn dns1123_label(name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if name.len() > LABEL_MAX {
-        problems.push(too_long(LABEL_MAX));
-    }
-    if !is_label(name, is_lower_alnum) {
-        problems.push(DNS1123_LABEL.into());
-    }
-    problems
+    label_problems(name, is_lower_alnum, DNS1123_LABEL)
 }
 
 fn dns1035_label(name: &str) -> Vec<String> {
+    label_problems(name, |b| b.is_ascii_lowercase(), DNS1035_LABEL)
+}
+
+/// A DNS label's problems: its length, and its shape (`first` admits its first byte).
+fn label_problems(name: &str, first: impl Fn(u8) -> bool, shape: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if name.len() > LABEL_MAX {
         problems.push(too_long(LABEL_MAX));
     }
-    if !is_label(name, |b| b.is_ascii_lowercase()) {
-        problems.push(DNS1035_LABEL.into());
+    if !is_label(name, first) {
+        problems.push(shape.into());
     }
     problems
 }

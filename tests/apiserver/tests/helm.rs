@@ -5,11 +5,9 @@
 
 mod support;
 
-use ferrolb_testserver::{DEFAULT_HISTORY, Store, TestServer};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use support::{Dir, Tool};
 
 const NS: &str = "ferrolb-system";
 
@@ -37,17 +35,7 @@ async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_chart() {
     let Some(binary) = support::binary("FERROLB_HELM", "helm", &["version"]) else {
         return;
     };
-    let server = TestServer::start_secure(
-        Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let dir = Dir::new();
-    let helm = Tool {
-        binary,
-        kubeconfig: support::admin_kubeconfig(&server, &dir),
-    };
+    let (server, dir, helm) = support::secure(binary).await;
     let client = server.client();
     let chart = support::repo().join("charts/ferrolb");
     let chart = chart.to_str().unwrap();

@@ -4,9 +4,6 @@
 
 mod support;
 
-use ferrolb_testserver::{DEFAULT_HISTORY, Store, TestServer};
-use support::{Dir, Tool};
-
 const POLICY: &str = "apiVersion: v1
 kind: ServiceAccount
 metadata: {name: reader, namespace: team}
@@ -31,17 +28,7 @@ async fn a_service_account_token_gets_what_its_role_grants_and_no_more() {
     let Some(binary) = support::binary("FERROLB_KUBECTL", "kubectl", &["version", "--client"]) else {
         return;
     };
-    let server = TestServer::start_secure(
-        Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let dir = Dir::new();
-    let admin = Tool {
-        binary,
-        kubeconfig: support::admin_kubeconfig(&server, &dir),
-    };
+    let (server, dir, admin) = support::secure(binary).await;
     admin.ok(&["create", "namespace", "team"], None).await;
     admin.ok(&["apply", "-f", "-"], Some(POLICY)).await;
     admin

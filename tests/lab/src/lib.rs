@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferrolb_testserver::{DEFAULT_HISTORY, Store, TestServer, load_crds};
+use ferrolb_testserver::{TestServer, load_crds};
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -163,9 +163,7 @@ impl Lab {
     /// Builds the network and the Nodes around a test server that speaks HTTPS and
     /// enforces RBAC, with no CRDs yet (`helm install` brings them).
     pub async fn start_secure(tag: &str) -> anyhow::Result<Self> {
-        let store = Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339));
-        let server = TestServer::start_secure(store, "127.0.0.1:0".parse().expect("literal")).await?;
-        Self::around(tag, server).await
+        Self::around(tag, TestServer::start_secure().await?).await
     }
 
     async fn around(tag: &str, server: TestServer) -> anyhow::Result<Self> {

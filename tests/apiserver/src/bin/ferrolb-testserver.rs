@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = Store::new(DEFAULT_HISTORY, Box::new(ferrolb_testserver::now_rfc3339));
     let server = if args.rbac {
-        TestServer::start_secure(store, args.listen).await
+        TestServer::start_secure_with(store, args.listen).await
     } else {
         TestServer::start_with(store, args.listen)
             .await

@@ -79,6 +79,18 @@ impl Tool {
     }
 }
 
+/// A server enforcing RBAC over HTTPS, a scratch directory, and `binary` bound to the
+/// server's admin kubeconfig in it.
+pub async fn secure(binary: PathBuf) -> (TestServer, Dir, Tool) {
+    let server = TestServer::start_secure().await.unwrap();
+    let dir = Dir::new();
+    let tool = Tool {
+        binary,
+        kubeconfig: admin_kubeconfig(&server, &dir),
+    };
+    (server, dir, tool)
+}
+
 /// Writes `server`'s admin kubeconfig into `dir` and returns its path.
 pub fn admin_kubeconfig(server: &TestServer, dir: &Dir) -> PathBuf {
     let path = dir.path().join("kubeconfig");
