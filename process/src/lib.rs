@@ -43,15 +43,35 @@ pub async fn serve<E: Exporter>(addr: SocketAddr, exporter: Arc<E>) -> anyhow::R
 
 /// Logs to stderr (`RUST_LOG`, default `info`), with colours only on a terminal.
 pub fn init_logging() {
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter(&spec))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
+
+/// The log filter for `RUST_LOG=spec`.
+///
+/// kube's HTTP layer logs every failed request at ERROR ("failed with error client
+/// error (Connect)"), without saying what the request was for. Our callers get the same
+/// error, log it with its context and summarise repeats; kube's line would add one per
+/// retry while the API is away. It is silenced unless `spec` names a kube target.
+fn filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    let filter = if spec.is_empty() {
+        EnvFilter::new("info")
+    } else {
+        EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    if spec.contains("kube") {
+        filter
+    } else {
+        filter.add_directive(KUBE_REQUEST_ERRORS.parse().expect("a valid directive"))
+    }
+}
+
+const KUBE_REQUEST_ERRORS: &str = "kube_client::client::builder=off";
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -66,5 +86,54 @@ pub async fn shutdown_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What reaches the log under `RUST_LOG=spec` of an error from kube's HTTP layer and
+    /// an info line of ours.
+    fn logged(spec: &str) -> String {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let buffer = buffer.clone();
+            move || Sink(buffer.clone())
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter(spec))
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "kube_client::client::builder", "failed with error");
+            tracing::info!(target: "ferrolb_speaker::watch", "watch failed");
+        });
+        String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn kube_request_errors_are_left_to_the_callers() {
+        for spec in ["", "info", "debug", "warn,ferrolb_speaker=debug", "not a filter!"] {
+            let text = logged(spec);
+            assert!(!text.contains("failed with error"), "RUST_LOG={spec:?}: {text}");
+        }
+        assert!(logged("info").contains("watch failed"));
+        assert!(logged("info,kube_client=error").contains("failed with error"));
     }
 }

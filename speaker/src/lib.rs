@@ -3,6 +3,7 @@
 
 pub mod announcer;
 pub mod dataplane;
+pub mod failures;
 pub mod interfaces;
 pub mod l2;
 pub mod membership;

@@ -99,7 +99,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(speaker(cli)) {
+    let result = runtime.block_on(speaker(cli));
+    // A blocking task (a DNS lookup of an unreachable API server's name) must not hold
+    // the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ferrolb-speaker: {err:#}");

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::netlink::Loopback;
 use crate::planner::{self, Input, Plan, ServiceInfo, SliceInfo};
 use crate::status;
-use crate::watch::Records;
+use crate::watch::{Listed, Records, WatchEnded};
 use ferrolb_crds::service::ClassPolicy;
 
 /// How the speaker runs.
@@ -133,11 +133,11 @@ pub async fn run(
     };
 
     tracing::info!(node = %options.node, "waiting for the initial lists");
-    stores.services.listed().await?;
-    stores.slices.listed().await?;
-    stores.nodes.listed().await?;
-    stores.pools.listed().await?;
-    stores.ads.listed().await?;
+    if stores.listed(&mut stop).await? == Listed::Stopped {
+        tracing::info!("stopping before the initial lists were complete");
+        withdraw(options.membership.take(), &l2, steering.as_mut()).await;
+        return Ok(());
+    }
     let mut live_rx = options.membership.as_ref().map(|m| m.live.clone());
     let started = Instant::now();
     let mut isolation = Isolation::default();
@@ -256,17 +256,22 @@ pub async fn run(
         }
     }
     tracing::info!("stopping: leaving the gossip and withdrawing");
-    if let Some(m) = options.membership.take() {
+    withdraw(options.membership.take(), &l2, steering.as_mut()).await;
+    Ok(())
+}
+
+/// Leaves the gossip, stops answering and removes the steering.
+async fn withdraw(membership: Option<Membership>, l2: &L2, steering: Option<&mut Steering>) {
+    if let Some(m) = membership {
         m.leave().await;
     }
     l2.apply(&Owned::new(), &Links::default());
-    if let Some(Steering { nft, lo, .. }) = &mut steering {
+    if let Some(Steering { nft, lo, .. }) = steering {
         if let Err(err) = nft.remove().await {
             tracing::warn!(error = %err, "cannot remove the nftables table");
         }
         lo.set(&BTreeSet::new()).await;
     }
-    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -407,6 +412,25 @@ fn node_ips(node: &Node) -> Vec<IpAddr> {
         .filter(|a| a.type_ == "InternalIP")
         .filter_map(|a| a.address.parse().ok())
         .collect()
+}
+
+impl Stores {
+    /// Waits for every first list, or until `stop` turns true.
+    async fn listed(&self, stop: &mut watch::Receiver<bool>) -> Result<Listed, WatchEnded> {
+        // Once `stop` is true, each wait after the first returns at once.
+        let all = [
+            self.services.listed(stop).await?,
+            self.slices.listed(stop).await?,
+            self.nodes.listed(stop).await?,
+            self.pools.listed(stop).await?,
+            self.ads.listed(stop).await?,
+        ];
+        Ok(if all.contains(&Listed::Stopped) {
+            Listed::Stopped
+        } else {
+            Listed::Complete
+        })
+    }
 }
 
 /// What the loop reads from the stores, read again only after an API change.

@@ -18,6 +18,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
+use crate::failures::{Failures, Report};
+
 /// Label naming the announcing node ([`labels::value_of`] its name).
 pub const NODE_LABEL: &str = "ferrolb.io/node";
 /// Label naming the Service.
@@ -71,6 +73,7 @@ pub async fn write_statuses(
     // to date by the writes in between.
     let mut written: Option<Written> = None;
     let mut listed_at = Instant::now();
+    let mut failures = Failures::default();
     loop {
         if listed_at.elapsed() >= resync {
             written = None;
@@ -81,13 +84,25 @@ pub async fn write_statuses(
         let want = desired.borrow_and_update().clone();
         match converge(&api, &node, &want, &mut written).await {
             Ok(()) => {
+                if let Some(count) = failures.succeeded() {
+                    tracing::info!(failures = count, "ServiceL2Status objects written again");
+                }
                 tokio::select! {
                     changed = desired.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep(resync.saturating_sub(listed_at.elapsed())) => {}
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "cannot write ServiceL2Status objects; retrying");
+                match failures.failed(Instant::now()) {
+                    Report::First => {
+                        tracing::warn!(error = %err, "cannot write ServiceL2Status objects; retrying every second")
+                    }
+                    Report::Again { count } => tracing::warn!(
+                        error = %err,
+                        "still cannot write ServiceL2Status objects ({count} since the last report)"
+                    ),
+                    Report::Quiet => tracing::debug!(error = %err, "cannot write ServiceL2Status objects"),
+                }
                 written = None;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}

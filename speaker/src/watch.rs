@@ -4,16 +4,33 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
+use rand::RngExt;
 use tokio::sync::{Notify, watch};
+
+use crate::failures::{Failures, Report};
 
 /// Objects per list page: a relist holds one page of full objects at a time.
 const PAGE_SIZE: u32 = 100;
+
+/// How the wait for a first list ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// The first list is complete.
+    Complete,
+    /// The speaker was asked to stop first.
+    Stopped,
+}
+
+/// The watch task ended before its first list (it never ends on its own).
+#[derive(Debug, thiserror::Error)]
+#[error("a watch ended before its first list")]
+pub struct WatchEnded;
 
 /// Records of one watched kind, keyed by `namespace/name` (`name` when cluster-wide).
 pub struct Records<D> {
@@ -41,38 +58,59 @@ impl<D: Send + Sync + 'static> Records<D> {
         };
         let dirty = dirty.clone();
         let config = watcher::Config::default().page_size(PAGE_SIZE);
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
         tokio::spawn(async move {
-            let stream = watcher::watcher(api, config).default_backoff();
+            // Not kube's `default_backoff()`: it resets on every Ok item, and the watcher
+            // yields `Init` before each attempt to list, so with the API unreachable it
+            // retried every second forever.
+            let stream = watcher::watcher(api, config);
             let mut stream = std::pin::pin!(stream);
             // A relist builds a new map, swapped in whole when complete: objects deleted
             // while the watch was down are absent from it.
             let mut relist: Option<BTreeMap<String, D>> = None;
+            let mut failures = Failures::default();
             while let Some(event) = stream.next().await {
+                let event = match event {
+                    // `Init` opens each attempt at a list, before any request succeeded.
+                    Ok(Event::Init) => Event::Init,
+                    Ok(event) => {
+                        if let Some(count) = failures.succeeded() {
+                            tracing::info!(%kind, failures = count, "watch working again");
+                        }
+                        event
+                    }
+                    Err(err) => {
+                        report(&kind, &err, failures.failed(Instant::now()));
+                        // Jitter spreads the speakers of all nodes after an API outage.
+                        let jitter = 1.0 + rand::rng().random_range(0.0..0.25);
+                        tokio::time::sleep(failures.retry_delay().mul_f64(jitter)).await;
+                        continue;
+                    }
+                };
                 match event {
-                    Ok(Event::Init) => relist = Some(BTreeMap::new()),
-                    Ok(Event::InitApply(object)) => {
+                    Event::Init => relist = Some(BTreeMap::new()),
+                    Event::InitApply(object) => {
                         let key = key(&object);
                         if let (Some(relist), Some(r)) = (&mut relist, record(object)) {
                             relist.insert(key, r);
                         }
                     }
-                    Ok(Event::InitDone) => {
+                    Event::InitDone => {
                         if let Some(relist) = relist.take() {
                             *write(&map) = relist;
                         }
                         listed_tx.send_replace(true);
                     }
-                    Ok(Event::Apply(object)) => {
+                    Event::Apply(object) => {
                         let key = key(&object);
                         match record(object) {
                             Some(r) => write(&map).insert(key, r),
                             None => write(&map).remove(&key),
                         };
                     }
-                    Ok(Event::Delete(object)) => {
+                    Event::Delete(object) => {
                         write(&map).remove(&key(&object));
                     }
-                    Err(err) => tracing::debug!(error = %err, "watch error (retrying)"),
                 }
                 dirty.notify_one();
             }
@@ -80,19 +118,32 @@ impl<D: Send + Sync + 'static> Records<D> {
         records
     }
 
-    /// Waits for the first complete list; an error if the watch ended before it.
-    pub async fn listed(&self) -> anyhow::Result<()> {
+    /// Waits for the first complete list, or until `stop` turns true: with the API
+    /// unreachable the list may never come, and a stop must not wait for it.
+    pub async fn listed(&self, stop: &mut watch::Receiver<bool>) -> Result<Listed, WatchEnded> {
         let mut listed = self.listed.clone();
-        listed
-            .wait_for(|done| *done)
-            .await
-            .map(|_| ())
-            .map_err(|_| anyhow::anyhow!("a watch ended before its first list"))
+        tokio::select! {
+            biased;
+            // A dropped sender can no longer ask to stop: keep waiting for the list.
+            Ok(_) = stop.wait_for(|stop| *stop) => Ok(Listed::Stopped),
+            done = listed.wait_for(|done| *done) => done.map(|_| Listed::Complete).map_err(|_| WatchEnded),
+        }
     }
 
     /// Reads the records.
     pub fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, D>) -> T) -> T {
         f(&self.map.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Logs a watch failure as `failures` says: the first, then a count now and then.
+fn report(kind: &str, err: &watcher::Error, report: Report) {
+    match report {
+        Report::First => tracing::warn!(%kind, error = %err, "watch failed; retrying with backoff"),
+        Report::Again { count } => {
+            tracing::warn!(%kind, error = %err, "watch still failing ({count} since the last report)")
+        }
+        Report::Quiet => tracing::debug!(%kind, error = %err, "watch failed again"),
     }
 }
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_speaker::planner::{self, ServiceInfo};
-use ferrolb_speaker::watch::Records;
+use ferrolb_speaker::watch::{Listed, Records};
 use ferrolb_testserver::Cluster;
 use ferrolb_testserver::registry::GroupResource;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 async fn until(records: &Records<ServiceInfo>, want: &[(&str, &str)], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -61,7 +61,8 @@ async fn records_follow_the_api() {
     let records = Records::watch(api.clone(), &dirty, move |s: Service| {
         planner::service_info(&s, &ours)
     });
-    records.listed().await.unwrap();
+    let (_stop_tx, mut stop) = watch::channel(false);
+    assert_eq!(records.listed(&mut stop).await.unwrap(), Listed::Complete);
     until(&records, &[], "empty at first").await;
 
     let service = |name: &str, kind: &str| -> Service {
