@@ -78,14 +78,14 @@ fn main() -> ExitCode {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(err) => {
-                eprintln!("ferrolb-controller: {err:#}");
+                eprintln!("ferrolb-controller: {}", ferrolb_process::one_line(err.as_ref()));
                 ExitCode::from(2)
             }
         },
         Command::Run(args) => match run_controller(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("ferrolb-controller: {err:#}");
+                eprintln!("ferrolb-controller: {}", ferrolb_process::one_line(err.as_ref()));
                 ExitCode::from(2)
             }
         },
@@ -126,7 +126,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            let client = kube::Client::try_default().await.context("connecting to the API server")?;
+            let client = ferrolb_process::kube_client().await.context("connecting to the API server")?;
             let metrics = Metrics::new();
             let listener = tokio::spawn(ferrolb_process::serve(args.metrics_addr, metrics.clone()));
             let (stop_tx, stop) = watch::channel(false);

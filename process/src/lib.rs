@@ -1,5 +1,6 @@
 //! Process plumbing shared by FerroLB's binaries: logging to stderr, SIGTERM/SIGINT,
-//! and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//! the API client, errors on one line, and the `/metrics`, `/healthz`, `/readyz`
+//! endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +74,67 @@ fn filter(spec: &str) -> tracing_subscriber::EnvFilter {
 
 const KUBE_REQUEST_ERRORS: &str = "kube_client::client::builder=off";
 
+/// Why there is no API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Neither a kubeconfig nor the pod's in-cluster configuration could be loaded.
+    #[error("no usable configuration: kubeconfig: {kubeconfig}; in-cluster: {in_cluster}")]
+    NoConfig { kubeconfig: String, in_cluster: String },
+    /// The configuration was loaded but makes no client.
+    #[error(transparent)]
+    Client(#[from] kube::Error),
+}
+
+/// A client for the API server, configured as kube's `Client::try_default` does (the
+/// kubeconfig, else the pod's in-cluster configuration), with an error that says once
+/// why neither worked.
+pub async fn kube_client() -> Result<kube::Client, ClientError> {
+    let infer = match kube::Config::infer().await {
+        Ok(config) => return Ok(kube::Client::try_from(config)?),
+        Err(infer) => infer,
+    };
+    let kubeconfig = match std::error::Error::source(&infer)
+        .and_then(|e| e.downcast_ref::<kube::config::KubeconfigError>())
+    {
+        // kube quotes the path twice ('"/path"').
+        Some(kube::config::KubeconfigError::ReadConfig(error, path)) => {
+            format!("cannot read {}: {error}", path.display())
+        }
+        Some(other) => one_line(other),
+        None => one_line(&infer),
+    };
+    // kube keeps its in-cluster error private; asking again gives the same answer.
+    let in_cluster = match kube::Config::incluster() {
+        Err(error) => one_line(&error),
+        Ok(_) => "available only after the kubeconfig failed".into(),
+    };
+    Err(ClientError::NoConfig {
+        kubeconfig,
+        in_cluster,
+    })
+}
+
+/// `error` and its sources on one line, each said once. kube's errors repeat their
+/// source's message in their own, so `{:#}` says it again at every level (a missing
+/// kubeconfig came out three times over).
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !last.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+            last = text;
+        }
+        cause = error.source();
+    }
+    line
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -125,6 +187,28 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner: {0}")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let nested = anyhow::Error::new(Outer(Inner(io()))).context("connecting");
+        assert_eq!(
+            format!("{nested:#}"),
+            "connecting: outer: inner: gone: inner: gone: gone"
+        );
+        assert_eq!(one_line(nested.as_ref()), "connecting: outer: inner: gone");
+        // Sources that do not repeat are all kept.
+        let plain = anyhow::Error::new(io()).context("reading").context("starting");
+        assert_eq!(one_line(plain.as_ref()), "starting: reading: gone");
     }
 
     #[test]

@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ferrolb-speaker: {err:#}");
+            eprintln!("ferrolb-speaker: {}", ferrolb_process::one_line(err.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -147,7 +147,7 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             )
         }
     };
-    let client = kube::Client::try_default()
+    let client = ferrolb_process::kube_client()
         .await
         .context("connecting to the API server")?;
     let metrics = Metrics::new();
