@@ -16,6 +16,11 @@ use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::run::{self, Options};
 use tokio::sync::watch;
 
+/// The default of `--exclude-interfaces` as it is typed (clap shows a list of
+/// defaults separated by spaces, which the flag does not accept).
+static DEFAULT_EXCLUDES_ARG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| DEFAULT_EXCLUDES.join(","));
+
 #[derive(Parser)]
 #[command(name = "ferrolb-speaker", version, about = "FerroLB's speaker")]
 struct Cli {
@@ -33,7 +38,7 @@ struct Cli {
     #[arg(long, default_value = "0.0.0.0:7473")]
     metrics_addr: SocketAddr,
     /// Interfaces never chosen by default (comma-separated; a trailing * matches any suffix).
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()))]
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_EXCLUDES_ARG.as_str())]
     exclude_interfaces: Vec<String>,
     /// Steer VIP traffic to this node's NodePorts with nftables, and put VIPs on lo.
     #[arg(long, value_enum, default_value_t = Dataplane::None)]
@@ -177,5 +182,20 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             Ok(Err(e)) => Err(e.context(format!("serving metrics on {}", cli.metrics_addr))),
             _ => Ok(()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_interface_list_is_the_built_in_one_and_shown_as_typed() {
+        let cli = Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n1"]).unwrap();
+        assert_eq!(cli.exclude_interfaces, DEFAULT_EXCLUDES);
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[default: lo,docker*,"), "{help}");
     }
 }
