@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 pub use crate::announcer::Owned;
 use crate::announcer::{Announcer, Counters, Interface, Schedule, Send};
 use crate::interfaces::Links;
-use crate::packet::{Mac, multicast_mac, solicited_node};
+use crate::packet::{ETHERTYPE_IPV6, Frame, Mac, multicast_mac, solicited_node};
 pub use socket::{Kind, PacketSocket};
 
 /// The running Layer 2 announcer.
@@ -214,7 +214,11 @@ impl State {
             let Some(port) = self.ports.get(&frame.interface) else {
                 continue;
             };
-            if let Err(err) = port.arp.send(&frame.bytes) {
+            // Each frame leaves through the socket of its protocol, so the kernel's
+            // packet taps see NDP as IPv6 and ARP as ARP.
+            let ipv6 = Frame::parse(&frame.bytes).is_ok_and(|f| f.ethertype == ETHERTYPE_IPV6);
+            let socket = if ipv6 { &port.ndp } else { &port.arp };
+            if let Err(err) = socket.send(&frame.bytes) {
                 self.send_errors += 1;
                 tracing::debug!(interface = %frame.interface, error = %err, "send failed");
             }
