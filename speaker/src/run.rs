@@ -644,8 +644,10 @@ impl State {
             .iter()
             .map(|(service, interfaces)| status::record(&options.node, service, interfaces))
             .collect();
+        // The first plan is always sent, empty or not: the writer waits for it.
+        let first = !self.planned;
         statuses.send_if_modified(|old| {
-            let changed = **old != desired;
+            let changed = first || **old != desired;
             if changed {
                 *old = Arc::new(desired);
             }

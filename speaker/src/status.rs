@@ -74,6 +74,11 @@ pub async fn write_statuses(
     let mut written: Option<Written> = None;
     let mut listed_at = Instant::now();
     let mut failures = Failures::default();
+    // Nothing is written before the first plan: the empty set the channel starts with
+    // would delete the objects a restarted speaker is about to write again.
+    if desired.changed().await.is_err() {
+        return;
+    }
     loop {
         if listed_at.elapsed() >= resync {
             written = None;

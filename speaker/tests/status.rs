@@ -116,6 +116,27 @@ async fn statuses_follow_the_desired_set_and_are_repaired() {
     writer.abort();
 }
 
+/// A restarted writer touches nothing before its first desired set: the objects of
+/// the previous run stay (they used to be deleted at start and written again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_writer_waits_for_its_first_plan() {
+    let (_cluster, client) = cluster().await;
+    let node = format!("restart-test-{}", std::process::id());
+    let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), NS);
+    let want = desired(&node, &[("web/a", "eth0")]);
+    let (tx, first) = writer(&client, &node);
+    tx.send_replace(want.clone());
+    until_equal(&api, &node, &want, "written by the first run").await;
+    first.abort();
+
+    let (tx, second) = writer(&client, &node);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(objects(&api, &node).await, *want, "kept until the first plan");
+    tx.send_replace(Arc::new(Desired::new()));
+    until_equal(&api, &node, &Desired::new(), "withdrawn by the first plan").await;
+    second.abort();
+}
+
 /// Node names may have 253 characters, label values 63: the writer still converges
 /// (it used to retry a create the API refused, forever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
