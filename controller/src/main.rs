@@ -9,7 +9,6 @@ mod validate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +16,7 @@ use ferrolb_controller::allocator::ClassPolicy;
 use ferrolb_controller::leader::Timing;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::run::{self, Options};
+use ferrolb_process::FlagDuration;
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -55,15 +55,15 @@ struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "ferrolb-controller")]
     lease_name: String,
-    /// Seconds a Lease stays valid without renewal.
-    #[arg(long, default_value_t = 15.0)]
-    lease_duration: f64,
-    /// Seconds after the last renewal at which a leader steps down (less than the lease duration).
-    #[arg(long, default_value_t = 10.0)]
-    renew_deadline: f64,
-    /// Seconds between election attempts and renewals.
-    #[arg(long, default_value_t = 2.0)]
-    retry_period: f64,
+    /// How long a Lease stays valid without renewal (e.g. 15s).
+    #[arg(long, default_value = "15s")]
+    lease_duration: FlagDuration,
+    /// How long after the last renewal a leader steps down (less than the lease duration).
+    #[arg(long, default_value = "10s")]
+    renew_deadline: FlagDuration,
+    /// Time between election attempts and renewals.
+    #[arg(long, default_value = "2s")]
+    retry_period: FlagDuration,
     /// Concurrent writes to the API.
     #[arg(long, default_value_t = 8)]
     writers: usize,
@@ -94,15 +94,24 @@ fn main() -> ExitCode {
 
 fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     ferrolb_process::init_logging();
-    let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s)
-            .with_context(|| format!("--{what} must be a positive number of seconds"))
-    };
+    for (flag, value) in [
+        ("lease-duration", &args.lease_duration),
+        ("renew-deadline", &args.renew_deadline),
+        ("retry-period", &args.retry_period),
+    ] {
+        if let Some(warning) = ferrolb_process::deprecated_bare(flag, value) {
+            tracing::warn!("{warning}");
+        }
+    }
     let timing = Timing {
-        lease_duration: seconds(args.lease_duration, "lease-duration")?,
-        renew_deadline: seconds(args.renew_deadline, "renew-deadline")?,
-        retry_period: seconds(args.retry_period, "retry-period")?,
+        lease_duration: args.lease_duration.value,
+        renew_deadline: args.renew_deadline.value,
+        retry_period: args.retry_period.value,
     };
+    anyhow::ensure!(
+        !timing.retry_period.is_zero(),
+        "--retry-period must be longer than zero"
+    );
     anyhow::ensure!(
         timing.renew_deadline < timing.lease_duration,
         "--renew-deadline must be shorter than --lease-duration"

@@ -1,6 +1,10 @@
 //! Process plumbing shared by FerroLB's binaries: logging to stderr, SIGTERM/SIGINT,
-//! the API client, errors on one line, and the `/metrics`, `/healthz`, `/readyz`
-//! endpoint.
+//! the API client, errors on one line, duration flags, and the `/metrics`, `/healthz`,
+//! `/readyz` endpoint.
+
+pub mod duration;
+
+pub use duration::{FlagDuration, deprecated_bare};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

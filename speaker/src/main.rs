@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use ferrolb_crds::service::ClassPolicy;
+use ferrolb_process::FlagDuration;
 use ferrolb_speaker::announcer::Schedule;
 use ferrolb_speaker::interfaces::DEFAULT_EXCLUDES;
 use ferrolb_speaker::membership::{Membership, Options as GossipOptions, Profile, Sealer};
@@ -58,19 +59,25 @@ struct Cli {
     /// Failure-detection timing.
     #[arg(long, value_enum, default_value_t = Profile::Default)]
     gossip_profile: Profile,
-    /// Seconds a node whose speaker died (its kernel still answering) keeps its addresses.
-    #[arg(long, default_value_t = 10.0)]
-    speaker_grace: f64,
-    /// Milliseconds to wait for a node's kernel when probing a speaker declared down
-    /// (default: the profile's, 20 / 4 / 200).
-    #[arg(long)]
+    /// How long a node whose speaker died (its kernel still answering) keeps its addresses.
+    #[arg(long, default_value = "10s")]
+    speaker_grace: FlagDuration,
+    /// How long to wait for a node's kernel when probing a speaker declared down
+    /// (default: the profile's, 20ms / 4ms / 200ms).
+    #[arg(long, conflicts_with = "probe_timeout_ms")]
+    probe_timeout: Option<FlagDuration>,
+    /// Deprecated spelling of --probe-timeout, in milliseconds.
+    #[arg(long, hide = true)]
     probe_timeout_ms: Option<u64>,
-    /// Seconds with no gossip peer (while other Nodes are Ready) before using Node readiness.
-    #[arg(long, default_value_t = 5.0)]
-    gossip_fallback_after: f64,
-    /// Milliseconds between repeated gratuitous announcements after a takeover.
-    #[arg(long, default_value_t = 1100)]
-    announce_interval_ms: u64,
+    /// How long with no gossip peer (while other Nodes are Ready) before using Node readiness.
+    #[arg(long, default_value = "5s")]
+    gossip_fallback_after: FlagDuration,
+    /// Time between repeated gratuitous announcements after a takeover.
+    #[arg(long, default_value = "1100ms", conflicts_with = "announce_interval_ms")]
+    announce_interval: FlagDuration,
+    /// Deprecated spelling of --announce-interval, in milliseconds.
+    #[arg(long, hide = true)]
+    announce_interval_ms: Option<u64>,
     /// Repeated announcements after the first one.
     #[arg(long, default_value_t = 4)]
     announce_repeats: u32,
@@ -117,11 +124,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Warnings for flags given in a spelling of earlier releases.
+fn deprecations(cli: &Cli) -> Vec<String> {
+    let mut warnings: Vec<String> = [
+        ("speaker-grace", &cli.speaker_grace),
+        ("gossip-fallback-after", &cli.gossip_fallback_after),
+    ]
+    .into_iter()
+    .filter_map(|(flag, value)| ferrolb_process::deprecated_bare(flag, value))
+    .collect();
+    for (old, new, given) in [
+        ("probe-timeout-ms", "probe-timeout", cli.probe_timeout_ms),
+        (
+            "announce-interval-ms",
+            "announce-interval",
+            cli.announce_interval_ms,
+        ),
+    ] {
+        if let Some(ms) = given {
+            warnings.push(format!("--{old} {ms} is deprecated: write --{new} {ms}ms"));
+        }
+    }
+    warnings
+}
+
 async fn speaker(cli: Cli) -> anyhow::Result<()> {
-    let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s)
-            .with_context(|| format!("--{what} must be a non-negative number of seconds"))
-    };
+    for warning in deprecations(&cli) {
+        tracing::warn!("{warning}");
+    }
     let membership = match cli.membership {
         Liveness::Api => None,
         Liveness::Gossip => {
@@ -140,10 +170,12 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
                 bind: SocketAddr::new(ip, cli.gossip_port),
                 profile: cli.gossip_profile,
                 sealer: Sealer::new(key.as_deref().map(<[u8]>::trim_ascii)),
-                grace: seconds(cli.speaker_grace, "speaker-grace")?,
+                grace: cli.speaker_grace.value,
                 probe_timeout: cli
-                    .probe_timeout_ms
-                    .map_or(cli.gossip_profile.probe_timeout(), Duration::from_millis),
+                    .probe_timeout
+                    .map(|d| d.value)
+                    .or(cli.probe_timeout_ms.map(Duration::from_millis))
+                    .unwrap_or(cli.gossip_profile.probe_timeout()),
             };
             Some(
                 Membership::start(options)
@@ -168,9 +200,11 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
         excludes: cli.exclude_interfaces,
         dataplane: cli.dataplane == Dataplane::Nftables,
         membership,
-        fallback_after: seconds(cli.gossip_fallback_after, "gossip-fallback-after")?,
+        fallback_after: cli.gossip_fallback_after.value,
         schedule: Schedule {
-            interval: Duration::from_millis(cli.announce_interval_ms),
+            interval: cli
+                .announce_interval_ms
+                .map_or(cli.announce_interval.value, Duration::from_millis),
             repeats: cli.announce_repeats,
         },
         class: ClassPolicy { class: cli.lb_class },
@@ -188,6 +222,49 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_units_and_the_old_spellings_still_work_with_a_warning() {
+        let cli = Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n1"]).unwrap();
+        assert_eq!(cli.speaker_grace.value, Duration::from_secs(10));
+        assert_eq!(cli.announce_interval.value, Duration::from_millis(1100));
+        assert!(deprecations(&cli).is_empty());
+        let cli = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "n1",
+            "--speaker-grace",
+            "5",
+            "--gossip-fallback-after",
+            "1.5s",
+            "--probe-timeout-ms",
+            "4",
+            "--announce-interval-ms",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(cli.speaker_grace.value, Duration::from_secs(5));
+        assert_eq!(cli.gossip_fallback_after.value, Duration::from_millis(1500));
+        let warnings = deprecations(&cli);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[1].contains("--probe-timeout 4ms"), "{warnings:?}");
+        assert!(
+            Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n1", "--speaker-grace", "ten"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "ferrolb-speaker",
+                "--node-name",
+                "n1",
+                "--announce-interval",
+                "1s",
+                "--announce-interval-ms",
+                "5"
+            ])
+            .is_err(),
+            "one spelling at a time"
+        );
+    }
 
     #[test]
     fn the_default_interface_list_is_the_built_in_one_and_shown_as_typed() {

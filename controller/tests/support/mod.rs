@@ -74,11 +74,11 @@ impl Lab {
             .args(["run", "--namespace", NS, "--identity", identity])
             .args([
                 "--lease-duration",
-                "2",
+                "2s",
                 "--renew-deadline",
-                "1.5",
+                "1500ms",
                 "--retry-period",
-                "0.2",
+                "200ms",
             ])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", &self.kubeconfig)

@@ -246,11 +246,11 @@ impl Lab {
             .args(["run", "--namespace", NS, "--identity", "lab"])
             .args([
                 "--lease-duration",
-                "2",
+                "2s",
                 "--renew-deadline",
-                "1.5",
+                "1500ms",
                 "--retry-period",
-                "0.2",
+                "200ms",
             ])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", &self.kubeconfig_host)
