@@ -96,16 +96,13 @@ fn columns(crd_version: Option<&Value>, kind: &str) -> Vec<Column> {
 }
 
 fn cell(item: &Value, column: &Column, now: i64) -> Value {
-    let value = lookup(item, &column.path);
-    match column.kind.as_str() {
-        "date" => value
-            .and_then(Value::as_str)
-            .and_then(|t| age(t, now))
-            .map(Value::from)
-            .unwrap_or(Value::Null),
+    let value = match column.kind.as_str() {
         // events.k8s.io writers set only eventTime.
-        "event-time" => value
-            .or_else(|| item.get("eventTime"))
+        "event-time" => lookup(item, &column.path).or_else(|| item.get("eventTime")),
+        _ => lookup(item, &column.path),
+    };
+    match column.kind.as_str() {
+        "date" | "event-time" => value
             .and_then(Value::as_str)
             .and_then(|t| age(t, now))
             .map(Value::from)
