@@ -21,7 +21,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== chart"
 scripts/chart-check.sh
-echo "== cargo build (the lab runs the binaries)"
+echo "== cargo build (the lab runs the binaries; the fuzz target is built, fuzzing needs nightly)"
 cargo build --workspace --locked
 # The image from the debug binaries just built: the same root filesystem, libraries
 # and configuration as a release image, without a second (10-minute) build in CI;

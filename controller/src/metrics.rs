@@ -10,7 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::Engine;
+use std::collections::BTreeMap;
+
+use crate::engine::{Engine, Tally};
 
 type Labels = Vec<(String, String)>;
 
@@ -20,7 +22,9 @@ pub struct Metrics {
     in_use: Family<Labels, Gauge>,
     total: Family<Labels, Gauge>,
     failures: Family<Labels, Counter>,
-    failures_seen: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    releases: Family<Labels, Counter>,
+    /// The engine's tally as last exported (the counters add what it gained since).
+    seen: std::sync::Mutex<Tally>,
     pending: Gauge,
     reconcile: Histogram,
     writes: Family<Labels, Counter>,
@@ -38,6 +42,7 @@ impl Metrics {
         let in_use = Family::<Labels, Gauge>::default();
         let total = Family::<Labels, Gauge>::default();
         let failures = Family::<Labels, Counter>::default();
+        let releases = Family::<Labels, Counter>::default();
         let pending = Gauge::default();
         let reconcile = Histogram::new(exponential_buckets(0.000_01, 4.0, 10));
         let writes = Family::<Labels, Counter>::default();
@@ -58,6 +63,11 @@ impl Metrics {
             "allocation_failures",
             "Failed allocations by reason",
             failures.clone(),
+        );
+        registry.register(
+            "address_releases",
+            "Services whose addresses were taken back, or not restored from their status after a restart, by reason",
+            releases.clone(),
         );
         registry.register(
             "services_pending",
@@ -86,7 +96,8 @@ impl Metrics {
             in_use,
             total,
             failures,
-            failures_seen: Default::default(),
+            releases,
+            seen: Default::default(),
             pending,
             reconcile,
             writes,
@@ -153,14 +164,20 @@ impl Metrics {
             ];
             self.config_issues.get_or_create(&labels).set(count);
         }
-        let mut seen = self.failures_seen.lock().expect("metrics lock poisoned");
-        for (reason, count) in &engine.tally().failures {
-            let before = seen.insert(reason, *count).unwrap_or(0);
-            let labels = vec![("reason".to_string(), reason.to_string())];
-            self.failures
-                .get_or_create(&labels)
-                .inc_by(count.saturating_sub(before));
-        }
+        let mut seen = self.seen.lock().expect("metrics lock poisoned");
+        let tally = engine.tally();
+        catch_up(&self.failures, &tally.failures, &seen.failures);
+        catch_up(&self.releases, &tally.releases, &seen.releases);
+        *seen = tally.clone();
+    }
+}
+
+/// Adds to each reason's counter what `now` counts beyond `before`.
+fn catch_up(counters: &Family<Labels, Counter>, now: &BTreeMap<&str, u64>, before: &BTreeMap<&str, u64>) {
+    for (reason, count) in now {
+        let labels = vec![("reason".to_string(), reason.to_string())];
+        let gained = count.saturating_sub(before.get(reason).copied().unwrap_or(0));
+        counters.get_or_create(&labels).inc_by(gained);
     }
 }
 

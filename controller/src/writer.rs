@@ -22,7 +22,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::allocator::ServiceKey;
-use crate::engine::{Action, AnnotationPatch, EventNote, StatusPatch};
+use crate::engine::{Action, AnnotationPatch, StatusPatch};
 use crate::metrics::Metrics;
 
 /// Name of the controller's ConfigurationState object.
@@ -84,7 +84,7 @@ enum Job {
     Annotation(ServiceKey, AnnotationPatch),
     Pool(String, IPAddressPoolStatus),
     Config(ConfigurationStateStatus),
-    Event(EventNote),
+    Event(ServiceEvent),
 }
 
 /// Every lane, taken in priority order.
@@ -94,7 +94,7 @@ struct Queue {
     pools: Lane<String, IPAddressPoolStatus>,
     config: Lane<(), ConfigurationStateStatus>,
     annotations: Lane<ServiceKey, AnnotationPatch>,
-    events: VecDeque<EventNote>,
+    events: VecDeque<ServiceEvent>,
     /// Events dropped because the queue was full, since the start.
     dropped_events: u64,
 }
@@ -303,25 +303,11 @@ async fn execute(context: &Context, job: &Job) -> kube::Result<()> {
         }
         Job::Event(note) => {
             let api: Api<K8sEvent> = Api::namespaced(context.client.clone(), &note.key.namespace);
-            api.create(&PostParams::default(), &event_object(note, &context.identity))
+            api.create(&PostParams::default(), &note.object(REPORTER, &context.identity))
                 .await
                 .map(|_| ())
         }
     }
-}
-
-/// The Event object of a note.
-fn event_object(note: &EventNote, identity: &str) -> K8sEvent {
-    ServiceEvent {
-        namespace: note.key.namespace.clone(),
-        name: note.key.name.clone(),
-        uid: note.uid.clone(),
-        warning: note.warning,
-        action: "Allocate",
-        reason: note.reason,
-        message: note.message.clone(),
-    }
-    .object(REPORTER, identity)
 }
 
 #[cfg(test)]
@@ -371,10 +357,11 @@ mod tests {
         let now = serde_json::from_value(json!("2026-11-23T10:00:00Z")).unwrap();
         let status = crate::engine::status_patch(&view, &desired, &now);
         let mut q = Queue::default();
-        q.put(Action::Event(EventNote {
+        q.put(Action::Event(ServiceEvent {
             key: ServiceKey::new("ns", "a"),
             uid: None,
             warning: false,
+            action: "Allocate",
             reason: "IPAllocated",
             message: String::new(),
         }));

@@ -72,14 +72,46 @@ mod tests {
     }
 }
 
+/// A Service's namespace and name: how both components key Services (its `Display` is
+/// `namespace/name`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// The key of `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of a Service object (empty parts when metadata lacks them).
+    pub fn of(service: &Service) -> Self {
+        Self::new(
+            service.metadata.namespace.clone().unwrap_or_default(),
+            service.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// An events.k8s.io/v1 Event about a Service, as both components record them: one
 /// Event per change, so there is nothing to aggregate into series.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceEvent {
-    /// The Service's namespace.
-    pub namespace: String,
-    /// The Service's name.
-    pub name: String,
+    /// The Service.
+    pub key: ServiceKey,
     /// Its uid, when known.
     pub uid: Option<String>,
     /// Warning rather than Normal.
@@ -100,8 +132,8 @@ impl ServiceEvent {
         let now = k8s_openapi::jiff::Timestamp::now();
         k8s_openapi::api::events::v1::Event {
             metadata: ObjectMeta {
-                namespace: Some(self.namespace.clone()),
-                name: Some(format!("{}.{:x}", self.name, now.as_nanosecond())),
+                namespace: Some(self.key.namespace.clone()),
+                name: Some(format!("{}.{:x}", self.key.name, now.as_nanosecond())),
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(now)),
@@ -112,8 +144,8 @@ impl ServiceEvent {
             regarding: Some(ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Service".into()),
-                namespace: Some(self.namespace.clone()),
-                name: Some(self.name.clone()),
+                namespace: Some(self.key.namespace.clone()),
+                name: Some(self.key.name.clone()),
                 uid: self.uid.clone(),
                 ..ObjectReference::default()
             }),

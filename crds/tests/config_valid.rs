@@ -342,9 +342,19 @@ fn metallb_api_versions_get_a_pointed_error() {
         .to_string();
     assert!(err.contains("v1beta2"), "{err}");
     let err =
-        config::parse_manifests("apiVersion: ferrolb.io/v1beta1\nkind: Nonsense\nmetadata: {name: n}\n")
+        config::parse_manifests("apiVersion: ferrolb.io/v1beta1\nkind: Nonsense\nmetadata: {name: x}\n")
             .unwrap_err();
     assert!(err.to_string().contains("not a FerroLB configuration kind"));
+    // YAML 1.1 booleans, as kubectl reads them: `n` is false, not a name.
+    let err =
+        config::parse_manifests("apiVersion: ferrolb.io/v1beta1\nkind: Nonsense\nmetadata: {name: n}\n")
+            .unwrap_err();
+    assert!(err.to_string().contains("not a Kubernetes object"), "{err}");
+    let err = config::parse_manifests("a: [unclosed\n").unwrap_err().to_string();
+    assert!(
+        err.starts_with("not valid YAML") && err.contains("line 1"),
+        "{err}"
+    );
     let err = config::parse_manifests(&pool("p", "{addresses: 5}"))
         .unwrap_err()
         .to_string();

@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ferrolb_crds::config::{self, Severity};
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 fn kind_and_name(doc: &Value) -> (String, String) {
     (
@@ -25,7 +24,7 @@ fn with_context(target: &Value, docs: &[Value]) -> String {
     let spec = &target["spec"];
     let names = |field: &str| -> BTreeSet<String> {
         spec[field]
-            .as_sequence()
+            .as_array()
             .into_iter()
             .flatten()
             .filter_map(|v| v.as_str().map(String::from))
@@ -48,10 +47,10 @@ fn with_context(target: &Value, docs: &[Value]) -> String {
         }
     };
     let mut seen = BTreeSet::from([kind_and_name(target)]);
-    let mut yaml = serde_yaml::to_string(target).unwrap() + "---\n";
+    let mut yaml = serde_saphyr::to_string(target).unwrap() + "---\n";
     for doc in docs.iter().filter(|d| wanted(d)) {
         if seen.insert(kind_and_name(doc)) {
-            yaml += &(serde_yaml::to_string(doc).unwrap() + "---\n");
+            yaml += &(serde_saphyr::to_string(doc).unwrap() + "---\n");
         }
     }
     yaml
@@ -65,10 +64,9 @@ fn metallb_documentation_examples_are_accepted() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-            .map(|d| Value::deserialize(d).unwrap())
-            .filter(|v| !v.is_null())
-            .collect();
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let docs: Vec<Value> = docs.into_iter().filter(|v| !v.is_null()).collect();
         for target in docs.iter().filter(|d| {
             d["apiVersion"]
                 .as_str()

@@ -176,7 +176,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(target: "kube_client::client::builder", "failed with error");
-            tracing::info!(target: "ferrolb_speaker::watch", "watch failed");
+            tracing::info!(target: "ferrolb_speaker::api::watch", "watch failed");
         });
         String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
     }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ferrolb_speaker::membership::{Membership, Options, Profile, Sealer};
+use ferrolb_speaker::l2::membership::{Membership, Options, Profile, Sealer};
 
 const MEASURE: Duration = Duration::from_secs(10);
 

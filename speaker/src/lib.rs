@@ -1,16 +1,16 @@
-//! FerroLB's speaker library: the Layer 2 planner, wire formats and announcer (all pure),
-//! used by the `ferrolb-speaker` binary.
+//! FerroLB's speaker library, used by the `ferrolb-speaker` binary. Arranged by role:
+//!
+//! - shared by every announcement mode: [`engine`] (the pure decisions), [`planner`]
+//!   (who announces what), [`api`] (watches, status and Event writers), [`host`] (the
+//!   node's links, loopback addresses and nftables steering), [`metrics`], [`run`] (the
+//!   shell that feeds the engine and carries out its actions);
+//! - Layer 2 only: [`l2`] (ARP/NDP packets, the announcer, raw sockets, interface
+//!   choice, the gossip membership).
 
-pub mod announcer;
-pub mod dataplane;
-pub mod failures;
-pub mod interfaces;
+pub mod api;
+pub mod engine;
+pub mod host;
 pub mod l2;
-pub mod membership;
 pub mod metrics;
-pub mod netlink;
-pub mod packet;
 pub mod planner;
 pub mod run;
-pub mod status;
-pub mod watch;

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::l2::L2;
-use crate::membership::Counters as GossipCounters;
+use crate::l2::membership::Counters as GossipCounters;
 
 type Labels = Vec<(String, String)>;
 

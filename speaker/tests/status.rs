@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::{ServiceL2Status, ServiceL2StatusStatus};
-use ferrolb_speaker::status::{self, Desired, NODE_LABEL};
+use ferrolb_crds::service::ServiceKey;
+use ferrolb_speaker::api::status::{self, Desired, NODE_LABEL};
 use ferrolb_testserver::{Cluster, load_crds};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -47,7 +48,10 @@ fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired> {
     Arc::new(
         services
             .iter()
-            .map(|(service, iface)| status::record(node, service, &[iface.to_string()]))
+            .map(|(service, iface)| {
+                let (namespace, name) = service.split_once('/').expect("namespace/name");
+                status::record(node, &ServiceKey::new(namespace, name), &[iface.to_string()])
+            })
             .collect(),
     )
 }

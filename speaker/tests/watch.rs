@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrolb_speaker::api::watch::{Listed, Records};
 use ferrolb_speaker::planner::{self, ServiceInfo};
-use ferrolb_speaker::watch::{Listed, Records};
 use ferrolb_testserver::Cluster;
 use ferrolb_testserver::registry::GroupResource;
 use k8s_openapi::api::core::v1::{Namespace, Service};

@@ -160,6 +160,58 @@ impl AllocError {
     }
 }
 
+/// Why addresses a Service holds, or shows in its status, are not (or no longer) its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldingError {
+    /// The status shows no address.
+    #[error("no address to restore")]
+    NothingToRestore,
+    /// An address no longer fits the Service's families (or two share a family).
+    #[error("{0} does not fit the Service's address families any more")]
+    FamilyChanged(IpAddr),
+    /// The Service now requests other addresses.
+    #[error("the Service now asks for {}", list(.0))]
+    AddressesChanged(Vec<IpAddr>),
+    /// The Service now requests another pool.
+    #[error("{ip} is in pool {pool:?}, but the Service now asks for pool {wanted:?}")]
+    PoolChanged {
+        /// The address held.
+        ip: IpAddr,
+        /// Its pool.
+        pool: String,
+        /// The pool requested.
+        wanted: String,
+    },
+    /// RequireDualStack, and the pool has no free address of the other family.
+    #[error("RequireDualStack needs an address of the other family, and the pool has none free")]
+    DualStackUnavailable,
+    /// The pool was removed or shrunk.
+    #[error("no pool contains it any more")]
+    PoolRemoved,
+    /// The Service is no longer ours (type or class changed).
+    #[error("the Service is no longer a LoadBalancer that FerroLB serves")]
+    NotServed,
+    /// An allocation rule refuses it (outside the pools, excluded, sharing conflict).
+    #[error(transparent)]
+    Refused(#[from] AllocError),
+}
+
+impl HoldingError {
+    /// A short CamelCase reason for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HoldingError::NothingToRestore => "NothingToRestore",
+            HoldingError::FamilyChanged(_) => "FamilyChanged",
+            HoldingError::AddressesChanged(_) => "RequestedAddressesChanged",
+            HoldingError::PoolChanged { .. } => "RequestedPoolChanged",
+            HoldingError::DualStackUnavailable => "DualStackUnavailable",
+            HoldingError::PoolRemoved => "PoolRemoved",
+            HoldingError::NotServed => "NotServed",
+            HoldingError::Refused(e) => e.reason(),
+        }
+    }
+}
+
 fn list(ips: &[IpAddr]) -> String {
     ips.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
 }

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 use ferrolb_crds::config::{Family, Pool};
 
-pub use error::{AllocError, RequestError};
+pub use error::{AllocError, HoldingError, RequestError};
 pub use ferrolb_crds::service::ClassPolicy;
 pub use free::FreeSet;
 pub use request::{Families, Port, Request, ServiceKey, Sharing, other, read};
@@ -95,7 +95,7 @@ pub struct Cleared {
     /// The addresses.
     pub ips: Vec<IpAddr>,
     /// Why they were no longer valid.
-    pub why: String,
+    pub why: HoldingError,
 }
 
 /// What [`Allocator::ensure`] did.
@@ -185,18 +185,18 @@ impl Allocator {
     /// leadership change) if they are all still valid for its request; claims nothing
     /// otherwise. Call for every Service with addresses before any [`Self::ensure`], so
     /// that no new assignment can take an address somebody already holds.
-    pub fn restore(&mut self, req: &Request, ips: &[IpAddr]) -> Result<Assignment, String> {
+    pub fn restore(&mut self, req: &Request, ips: &[IpAddr]) -> Result<Assignment, HoldingError> {
         if let Some(held) = self.services.get(&req.key) {
             return Ok(self.describe(&held.clone()));
         }
         if ips.is_empty() {
-            return Err("no address to restore".into());
+            return Err(HoldingError::NothingToRestore);
         }
         let mut pools = Vec::new();
         for ip in ips {
             let pool = self
                 .pool_of(*ip)
-                .ok_or_else(|| AllocError::OutsidePools(*ip).to_string())?
+                .ok_or(AllocError::OutsidePools(*ip))?
                 .to_string();
             pools.push(pool);
         }
@@ -228,9 +228,7 @@ impl Allocator {
                         }
                         None => {
                             let ips = self.release(&req.key);
-                            let why = "RequireDualStack needs an address of the other family, and the \
-                                       pool has none free"
-                                .to_string();
+                            let why = HoldingError::DualStackUnavailable;
                             cleared = Some(Cleared { ips, why });
                         }
                     }
@@ -307,42 +305,35 @@ impl Allocator {
     }
 
     /// Whether `ips` (from `pools`) may serve `req`; the error says why not.
-    fn check_valid(&self, req: &Request, ips: &[IpAddr], pools: &[String]) -> Result<(), String> {
+    fn check_valid(&self, req: &Request, ips: &[IpAddr], pools: &[String]) -> Result<(), HoldingError> {
         let mut families = BTreeSet::new();
         for ip in ips {
             let family = Family::of(*ip);
             if !req.families.allows(family) || !families.insert(family) {
-                return Err(format!(
-                    "{ip} does not fit the Service's address families any more"
-                ));
+                return Err(HoldingError::FamilyChanged(*ip));
             }
         }
         if !req.ips.is_empty() && BTreeSet::from_iter(&req.ips) != BTreeSet::from_iter(ips) {
-            return Err(format!(
-                "the Service now asks for {}",
-                req.ips
-                    .iter()
-                    .map(IpAddr::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(HoldingError::AddressesChanged(req.ips.clone()));
         }
         for (ip, pool) in ips.iter().zip(pools) {
             if let Some(wanted) = &req.pool
                 && wanted != pool
             {
-                return Err(format!(
-                    "{ip} is in pool {pool:?}, but the Service now asks for pool {wanted:?}"
-                ));
+                return Err(HoldingError::PoolChanged {
+                    ip: *ip,
+                    pool: pool.clone(),
+                    wanted: wanted.clone(),
+                });
             }
             if !self.admits(pool, req) {
                 return Err(AllocError::PoolRejects {
                     pool: pool.clone(),
                     service: req.key.clone(),
                 }
-                .to_string());
+                .into());
             }
-            self.check_sharing(*ip, req).map_err(|e| e.to_string())?;
+            self.check_sharing(*ip, req)?;
         }
         Ok(())
     }

@@ -1,47 +1,14 @@
 //! What a Service asks of the allocator, read from its spec and annotations.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 
 use ferrolb_crds::annotations::{self, LoadBalancerIpsError};
 use ferrolb_crds::config::Family;
+pub use ferrolb_crds::service::ServiceKey;
 use k8s_openapi::api::core::v1::Service;
 
 use super::error::RequestError;
-
-/// A Service's namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// The key of `namespace/name`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// The key of a Service object (empty parts when metadata lacks them).
-    pub fn of(service: &Service) -> Self {
-        Self::new(
-            service.metadata.namespace.clone().unwrap_or_default(),
-            service.metadata.name.clone().unwrap_or_default(),
-        )
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// Which address families the Service wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -458,7 +458,9 @@ fn changing_the_requested_address_moves_the_service() {
     assert_eq!(e.result.unwrap().ips, ips(&["10.0.0.2"]));
     let cleared = e.cleared.unwrap();
     assert_eq!(cleared.ips, ips(&["10.0.0.1"]));
-    assert!(cleared.why.contains("now asks for 10.0.0.2"), "{}", cleared.why);
+    assert_eq!(cleared.why, HoldingError::AddressesChanged(ips(&["10.0.0.2"])));
+    assert_eq!(cleared.why.to_string(), "the Service now asks for 10.0.0.2");
+    assert_eq!(cleared.why.reason(), "RequestedAddressesChanged");
 }
 
 #[test]
@@ -600,7 +602,13 @@ fn a_port_edit_that_collides_moves_the_edited_service() {
     got(&mut a, &req("b").share("k", &[("TCP", 81)]));
     let e = a.ensure(&req("b").share("k", &[("TCP", 80)]));
     assert_eq!(e.result.unwrap().ips, ips(&["10.0.0.1"]));
-    assert!(e.cleared.unwrap().why.contains("port 80/TCP"));
+    let why = e.cleared.unwrap().why;
+    assert!(why.to_string().contains("port 80/TCP"), "{why}");
+    assert_eq!(
+        why.reason(),
+        "SharingPortConflict",
+        "the allocation rule's reason"
+    );
 }
 
 // --- stability and restart ------------------------------------------------------------
@@ -635,8 +643,18 @@ fn restore_before_allocating_keeps_every_address() {
 #[test]
 fn restore_claims_nothing_when_invalid() {
     let mut a = with(&[("p", "{addresses: [10.0.0.0/30, 'fd00::/126']}")]);
-    assert!(a.restore(&req("a"), &ips(&["10.0.0.1", "10.9.9.9"])).is_err());
-    assert!(a.restore(&req("a"), &ips(&["fd00::1"])).is_err(), "wrong family");
+    let outside = a.restore(&req("a"), &ips(&["10.0.0.1", "10.9.9.9"])).unwrap_err();
+    assert_eq!(outside.reason(), "OutsidePools");
+    let family = a.restore(&req("a"), &ips(&["fd00::1"])).unwrap_err();
+    assert_eq!(
+        family,
+        HoldingError::FamilyChanged(ips(&["fd00::1"])[0]),
+        "wrong family"
+    );
+    assert_eq!(
+        a.restore(&req("a"), &[]).unwrap_err(),
+        HoldingError::NothingToRestore
+    );
     assert_eq!(a.usage("p").unwrap().assigned, [0, 0]);
     assert_eq!(got(&mut a, &req("a")), ips(&["10.0.0.0"]));
 }
@@ -646,7 +664,8 @@ fn restore_refuses_a_second_incompatible_claim() {
     let mut a = with(&[("p", "{addresses: [10.0.0.0/30]}")]);
     a.restore(&req("a"), &ips(&["10.0.0.2"])).unwrap();
     let why = a.restore(&req("b"), &ips(&["10.0.0.2"])).unwrap_err();
-    assert!(why.contains("in use by Service default/a"), "{why}");
+    assert!(why.to_string().contains("in use by Service default/a"), "{why}");
+    assert_eq!(why.reason(), "IPInUse");
 }
 
 #[test]

@@ -15,10 +15,11 @@ use std::net::IpAddr;
 
 use ferrolb_crds::api::{ConfigurationStateStatus, IPAddressPool, IPAddressPoolStatus};
 use ferrolb_crds::config::{self, Objects, Outcome};
+use ferrolb_crds::service::ServiceEvent;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::allocator::{AllocError, Allocator, Assignment, ClassPolicy, ServiceKey};
+use crate::allocator::{AllocError, Allocator, Assignment, ClassPolicy, HoldingError, ServiceKey};
 
 pub use service::{AnnotationPatch, CONDITION, Desired, StatusPatch, Verdict, View, status_patch};
 
@@ -35,7 +36,7 @@ pub enum Action {
         metadata: Option<AnnotationPatch>,
     },
     /// Record an Event on a Service.
-    Event(EventNote),
+    Event(ServiceEvent),
     /// Write a pool's status.
     PoolStatus {
         /// The pool.
@@ -47,26 +48,14 @@ pub enum Action {
     ConfigState(ConfigurationStateStatus),
 }
 
-/// An Event to record on a Service.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventNote {
-    /// The Service.
-    pub key: ServiceKey,
-    /// Its uid, when known.
-    pub uid: Option<String>,
-    /// Warning rather than Normal.
-    pub warning: bool,
-    /// MetalLB's vocabulary: IPAllocated, ClearAssignment, AllocationFailed.
-    pub reason: &'static str,
-    /// For a human, naming addresses and pools.
-    pub message: String,
-}
-
 /// Counters the shell exports as metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Allocation failures by reason.
     pub failures: BTreeMap<&'static str, u64>,
+    /// Services whose addresses were taken back, or not restored from their status, by
+    /// reason.
+    pub releases: BTreeMap<&'static str, u64>,
 }
 
 /// The controller's state.
@@ -148,6 +137,7 @@ impl Engine {
                 && let Err(why) = self.allocator.restore(&req, &ips)
             {
                 tracing::info!(service = %req.key, ?ips, %why, "address in status not restored");
+                *self.tally.releases.entry(why.reason()).or_default() += 1;
             }
         }
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
@@ -327,7 +317,7 @@ impl Engine {
         }
         let lost = self.allocator.set_pools(&self.outcome.config.pools);
         for (key, ips) in lost {
-            self.cleared(&key, &ips, "no pool contains it any more");
+            self.cleared(&key, &ips, &HoldingError::PoolRemoved);
         }
         if self.started {
             let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
@@ -354,11 +344,7 @@ impl Engine {
             self.pending.remove(key);
             let released = self.allocator.release(key);
             if !released.is_empty() {
-                self.cleared(
-                    key,
-                    &released,
-                    "the Service is no longer a LoadBalancer that FerroLB serves",
-                );
+                self.cleared(key, &released, &HoldingError::NotServed);
             }
             // Leave foreign Services alone unless they carry something of ours.
             let shown = view.shown();
@@ -495,8 +481,9 @@ impl Engine {
     }
 
     /// Addresses were taken from a Service: say so, and let the pending ones retry.
-    fn cleared(&mut self, key: &ServiceKey, ips: &[IpAddr], why: &str) {
+    fn cleared(&mut self, key: &ServiceKey, ips: &[IpAddr], why: &HoldingError) {
         self.released = true;
+        *self.tally.releases.entry(why.reason()).or_default() += 1;
         self.event(
             key,
             false,
@@ -506,10 +493,11 @@ impl Engine {
     }
 
     fn event(&mut self, key: &ServiceKey, warning: bool, reason: &'static str, message: String) {
-        self.actions.push(Action::Event(EventNote {
+        self.actions.push(Action::Event(ServiceEvent {
             key: key.clone(),
             uid: self.services.get(key).and_then(|v| v.uid.clone()),
             warning,
+            action: "Allocate",
             reason,
             message,
         }));

@@ -189,6 +189,11 @@ fn a_class_change_releases_and_clears() {
     assert_eq!(ingress_written(&actions, "a"), Some(Value::Null));
     assert_eq!(events(&actions)[0].1, "ClearAssignment");
     assert_eq!(e.allocator().usage("p").unwrap().assigned, [0, 0]);
+    assert_eq!(
+        e.tally().releases,
+        [("NotServed", 1)].into(),
+        "the reason reaches the metrics"
+    );
 }
 
 #[test]

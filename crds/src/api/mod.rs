@@ -83,12 +83,12 @@ fn spec_optional(mut crd: CustomResourceDefinition) -> CustomResourceDefinition 
 }
 
 /// The CRDs as the YAML files checked in under `charts/ferrolb/crds/`: (file name, contents).
-pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     crds()
         .into_iter()
         .map(|crd| {
             let file = format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"));
-            let body = serde_yaml::to_string(&crd)?;
+            let body = serde_saphyr::to_string(&crd)?;
             Ok((file, format!("{CRD_FILE_HEADER}{body}")))
         })
         .collect()

@@ -2,20 +2,16 @@
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::Objects;
 
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// Not YAML.
-    #[error("document {index}: not valid YAML: {source}")]
-    Yaml {
-        /// 1-based document number.
-        index: usize,
-        /// The parser's error.
-        source: serde_yaml::Error,
-    },
+    /// Not YAML (the parser's error names the line and column).
+    #[error("not valid YAML: {0}")]
+    Yaml(#[from] serde_saphyr::Error),
     /// YAML, but not a Kubernetes object.
     #[error("document {index}: not a Kubernetes object (apiVersion and kind are required)")]
     NotAnObject {
@@ -71,15 +67,13 @@ struct HeaderMeta {
 /// and Nodes are kept; other kinds (Services, Deployments, …) are skipped.
 pub fn parse_manifests(text: &str) -> Result<Objects, ManifestError> {
     let mut objects = Objects::default();
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text)?;
+    for (i, mut value) in documents.into_iter().enumerate() {
         let index = i + 1;
-        let mut value = serde_yaml::Value::deserialize(document)
-            .map_err(|source| ManifestError::Yaml { index, source })?;
         if value.is_null() {
             continue;
         }
-        let header: Header =
-            serde_yaml::from_value(value.clone()).map_err(|_| ManifestError::NotAnObject { index })?;
+        let header = Header::deserialize(&value).map_err(|_| ManifestError::NotAnObject { index })?;
         let (Some(api_version), Some(kind)) = (header.api_version, header.kind) else {
             return Err(ManifestError::NotAnObject { index });
         };
@@ -102,11 +96,11 @@ pub fn parse_manifests(text: &str) -> Result<Objects, ManifestError> {
         }
         if group == crate::GROUP
             && crate::api::SPEC_OPTIONAL_KINDS.contains(&kind.as_str())
-            && let Some(map) = value.as_mapping_mut()
+            && let Some(map) = value.as_object_mut()
             && !map.contains_key("spec")
         {
             // What the API server's defaulting does for these kinds.
-            map.insert("spec".into(), serde_yaml::Mapping::new().into());
+            map.insert("spec".into(), Value::Object(serde_json::Map::new()));
         }
         match (group, kind.as_str()) {
             ("ferrolb.io", "IPAddressPool") => objects.pools.push(decode(value, &decode_error)?),
@@ -140,8 +134,8 @@ pub fn parse_manifests(text: &str) -> Result<Objects, ManifestError> {
 }
 
 fn decode<T: DeserializeOwned>(
-    value: serde_yaml::Value,
+    value: Value,
     error: &dyn Fn(String) -> ManifestError,
 ) -> Result<T, ManifestError> {
-    serde_yaml::from_value(value).map_err(|e| error(e.to_string()))
+    serde_json::from_value(value).map_err(|e| error(e.to_string()))
 }

@@ -14,6 +14,10 @@
 //!                    ticker task ─────┘ (repeated gratuitous announcements)
 //! ```
 
+pub mod announcer;
+pub mod interfaces;
+pub mod membership;
+pub mod packet;
 mod socket;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-pub use crate::announcer::Owned;
-use crate::announcer::{Announcer, Counters, Interface, Schedule, Send};
-use crate::interfaces::Links;
-use crate::packet::{ETHERTYPE_IPV6, Frame, Mac, multicast_mac, solicited_node};
+use crate::host::links::Links;
+pub use crate::l2::announcer::Owned;
+use crate::l2::announcer::{Announcer, Counters, Interface, Outgoing, Schedule};
+use crate::l2::packet::{ETHERTYPE_IPV6, Frame, Mac, multicast_mac, solicited_node};
 pub use socket::{Kind, PacketSocket};
 
 /// The running Layer 2 announcer.
@@ -209,7 +213,7 @@ impl L2 {
 }
 
 impl State {
-    fn send(&mut self, frames: &[Send]) {
+    fn send(&mut self, frames: &[Outgoing]) {
         for frame in frames {
             let Some(port) = self.ports.get(&frame.interface) else {
                 continue;

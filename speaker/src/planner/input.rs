@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_crds::service::{ClassPolicy, ingress_ips};
+use ferrolb_crds::service::{ClassPolicy, ServiceKey, ingress_ips};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -31,8 +31,8 @@ impl Endpoint {
 /// A Service with addresses, as the planner needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceInfo {
-    /// `namespace/name`.
-    pub key: String,
+    /// Its namespace and name.
+    pub key: ServiceKey,
     /// Its uid (Events name it: `kubectl describe` shows only Events that do).
     pub uid: Option<String>,
     /// Its ingress addresses.
@@ -86,8 +86,8 @@ pub struct NodeInfo {
 /// The endpoints of one EndpointSlice, with the Service they belong to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceInfo {
-    /// `namespace/name` of the Service (label `kubernetes.io/service-name`).
-    pub service: String,
+    /// The Service (label `kubernetes.io/service-name`, in the slice's namespace).
+    pub service: ServiceKey,
     /// Its endpoints.
     pub endpoints: Vec<Endpoint>,
 }
@@ -106,11 +106,7 @@ pub fn service_info(service: &Service, class: &ClassPolicy) -> Option<ServiceInf
     }
     let meta = &service.metadata;
     Some(ServiceInfo {
-        key: format!(
-            "{}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default()
-        ),
+        key: ServiceKey::of(service),
         uid: meta.uid.clone(),
         ips,
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
@@ -135,9 +131,9 @@ pub fn service_info(service: &Service, class: &ClassPolicy) -> Option<ServiceInf
 pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
     let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
     Some(SliceInfo {
-        service: format!(
-            "{}/{service}",
-            slice.metadata.namespace.as_deref().unwrap_or_default()
+        service: ServiceKey::new(
+            slice.metadata.namespace.clone().unwrap_or_default(),
+            service.clone(),
         ),
         endpoints: slice
             .endpoints
@@ -156,12 +152,10 @@ pub fn join<'a>(
     services: impl IntoIterator<Item = &'a ServiceInfo>,
     slices: impl IntoIterator<Item = &'a SliceInfo>,
 ) -> Vec<ServiceInfo> {
-    let mut joined: BTreeMap<&str, ServiceInfo> = services
-        .into_iter()
-        .map(|s| (s.key.as_str(), s.clone()))
-        .collect();
+    let mut joined: BTreeMap<&ServiceKey, ServiceInfo> =
+        services.into_iter().map(|s| (&s.key, s.clone())).collect();
     for slice in slices {
-        if let Some(service) = joined.get_mut(slice.service.as_str()) {
+        if let Some(service) = joined.get_mut(&slice.service) {
             service.endpoints.extend(slice.endpoints.iter().cloned());
         }
     }
@@ -212,7 +206,7 @@ mod tests {
             [&service_info(&svc, &ClassPolicy::default()).unwrap()],
             [&slice_info(&slice).unwrap()],
         )[0];
-        assert_eq!(info.key, "ns/web");
+        assert_eq!(info.key, ServiceKey::new("ns", "web"));
         let ports: Vec<_> = info
             .ports
             .iter()
@@ -285,7 +279,7 @@ mod tests {
         .unwrap();
         assert!(slice_info(&slice).is_none(), "no service-name label");
         let other = SliceInfo {
-            service: "ns/other".into(),
+            service: ServiceKey::new("ns", "other"),
             endpoints: vec![Endpoint {
                 node: Some("n1".into()),
                 ready: None,

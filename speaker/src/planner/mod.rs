@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_crds::config::Config;
+use ferrolb_crds::service::ServiceKey;
 
 pub use input::{
     Endpoint, NodeInfo, ServiceInfo, ServicePort, SliceInfo, join, node_info, service_info, slice_info,
@@ -51,8 +52,8 @@ pub struct Input<'a, 'l> {
 pub struct Announcement<'a> {
     /// The announcing node.
     pub node: &'a str,
-    /// The Services (`namespace/name`) on the address that the node serves.
-    pub services: Vec<&'a str>,
+    /// The Services on the address that the node serves.
+    pub services: Vec<&'a ServiceKey>,
     /// Interfaces to announce on, from the advertisements; empty: the default choice.
     pub interfaces: BTreeSet<&'a str>,
 }
@@ -164,7 +165,7 @@ fn plan_one<'a>(
         services: services
             .iter()
             .filter(|s| s.servable_from(&node.name))
-            .map(|s| s.key.as_str())
+            .map(|s| &s.key)
             .collect(),
         interfaces: applicable
             .iter()

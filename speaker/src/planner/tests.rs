@@ -51,9 +51,15 @@ fn ready_on(nodes: &[&str]) -> Vec<Endpoint> {
         .collect()
 }
 
-fn svc(key: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> ServiceInfo {
+/// The key of `namespace/name`.
+fn key(text: &str) -> ServiceKey {
+    let (namespace, name) = text.split_once('/').expect("namespace/name");
+    ServiceKey::new(namespace, name)
+}
+
+fn svc(text: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> ServiceInfo {
     ServiceInfo {
-        key: key.into(),
+        key: key(text),
         uid: None,
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         local,
@@ -273,7 +279,10 @@ fn services_sharing_an_address_are_announced_from_one_node() {
         svc("a/udp", &["10.0.0.53"], false, ready_on(&["n2"])),
     ];
     let p = plan_all(&cfg, &services, &nodes);
-    assert_eq!(p.announced[&ip("10.0.0.53")].services, ["a/tcp", "a/udp"]);
+    assert_eq!(
+        p.announced[&ip("10.0.0.53")].services,
+        [&key("a/tcp"), &key("a/udp")]
+    );
 }
 
 #[test]
@@ -306,7 +315,7 @@ fn interfaces_come_from_the_applicable_advertisements() {
         (
             "L2Advertisement",
             "b",
-            "{interfaces: [eth2], nodeSelectors: [{matchLabels: {x: y}}]}",
+            "{interfaces: [eth2], nodeSelectors: [{matchLabels: {zone: a}}]}",
         ),
     ]);
     let nodes = vec![node("n1", &[])];

@@ -247,7 +247,6 @@ pub fn kubeconfig_with(url: &str, token: &str, ca_pem: Option<&str>) -> String {
 /// Creates every CustomResourceDefinition found in the YAML files of `dir`.
 pub fn load_crds(shared: &Shared, dir: &Path) -> anyhow::Result<usize> {
     use anyhow::Context;
-    use serde::Deserialize;
     let crds = registry::GroupResource {
         group: "apiextensions.k8s.io".into(),
         resource: "customresourcedefinitions".into(),
@@ -263,9 +262,9 @@ pub fn load_crds(shared: &Shared, dir: &Path) -> anyhow::Result<usize> {
             continue;
         }
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let value =
-                Value::deserialize(document).with_context(|| format!("parsing {}", path.display()))?;
+        let documents: Vec<Value> =
+            serde_saphyr::from_multiple(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for value in documents {
             if value["kind"] == "CustomResourceDefinition" {
                 shared
                     .store()

@@ -742,7 +742,8 @@ fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
     }
     let yaml = content_type.contains("yaml");
     let value: Value = if yaml {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
+        serde_saphyr::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
     } else {
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
@@ -773,7 +774,7 @@ fn parse_patch(body: &[u8], headers: &HeaderMap, query: &HashMap<String, String>
                     "fieldManager is required for apply requests",
                 ));
             }
-            serde_yaml::from_slice(body)
+            serde_saphyr::from_slice(body)
                 .map(Patch::Apply)
                 .map_err(|e| ApiError::bad_request(format!("invalid apply body: {e}")))
         }

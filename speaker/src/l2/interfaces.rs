@@ -1,5 +1,5 @@
-//! Which interfaces announce an address (pure). The netlink shell keeps a [`Links`]
-//! snapshot of the node's links and addresses; this module decides from it.
+//! Which interfaces announce an address (pure), decided from the [`Links`] snapshot the
+//! netlink shell keeps.
 //!
 //! - An advertisement that lists `interfaces` announces on those of them that exist and
 //!   are up; the listed ones the node lacks are reported (the speaker warns).
@@ -8,12 +8,10 @@
 //!   address; when none does (a pool outside every node subnet), every usable one, as
 //!   MetalLB answers on every interface.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
-use crate::packet::Mac;
+use crate::host::links::{Link, Links};
 
 /// Interface name patterns skipped by default: `*` at the end matches any suffix.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
@@ -35,34 +33,6 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "br-*",
 ];
 
-/// A network link of the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    /// Kernel interface index.
-    pub index: u32,
-    /// Its name.
-    pub name: String,
-    /// Its MAC address (links without one are not Ethernet and never used).
-    pub mac: Option<Mac>,
-    /// Administratively up and with carrier.
-    pub up: bool,
-    /// IFF_BROADCAST.
-    pub broadcast: bool,
-    /// IFF_NOARP.
-    pub noarp: bool,
-    /// Enslaved to a bond or bridge.
-    pub enslaved: bool,
-}
-
-/// The node's links and their addresses.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Links {
-    /// Links by index.
-    pub links: BTreeMap<u32, Link>,
-    /// Addresses (with prefix) by link index.
-    pub addresses: BTreeMap<u32, Vec<IpNet>>,
-}
-
 /// The interfaces chosen for one address.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Choice {
@@ -73,24 +43,6 @@ pub struct Choice {
 }
 
 impl Links {
-    /// A link by name.
-    pub fn by_name(&self, name: &str) -> Option<&Link> {
-        self.links.values().find(|l| l.name == name)
-    }
-
-    /// The first address of `family`'s kind (v4 when `v4`) on a link, skipping
-    /// link-local ones: the node address the dataplane steers to.
-    pub fn primary(&self, index: u32, v4: bool) -> Option<IpAddr> {
-        self.addresses
-            .get(&index)?
-            .iter()
-            .map(|n| n.addr())
-            .find(|a| match a {
-                IpAddr::V4(_) => v4,
-                IpAddr::V6(v6) => !v4 && !v6.is_unicast_link_local(),
-            })
-    }
-
     /// Chooses the interfaces for `ip`: the `listed` ones, or the default choice.
     pub fn choose(&self, ip: IpAddr, listed: &BTreeSet<&str>, excludes: &[String]) -> Choice {
         let ethernet = |l: &&Link| l.up && l.mac.is_some();
@@ -141,6 +93,7 @@ pub fn excluded(name: &str, patterns: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::l2::packet::Mac;
 
     fn link(index: u32, name: &str) -> Link {
         Link {

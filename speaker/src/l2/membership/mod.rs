@@ -20,6 +20,7 @@
 //! back without any flap; a silent one is dropped at once. A speaker stopping on purpose
 //! says goodbye first, so its addresses move at once.
 
+mod liveness;
 mod seal;
 
 use std::cmp::Reverse;
@@ -37,6 +38,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use liveness::Liveness;
 pub use seal::Sealer;
 
 /// A speaker's identity in the gossip.
@@ -191,13 +193,6 @@ struct Probed {
     kernel_alive: bool,
 }
 
-/// Members declared down whose node answered (or is being probed): name → (member,
-/// grace deadline). They stay in the live set meanwhile.
-type Lingering = std::collections::BTreeMap<String, (Member, Instant)>;
-
-/// How often a lingering member is probed again.
-const REPROBE: Duration = Duration::from_millis(250);
-
 /// Probes a member's node: a TCP connect to its gossip port (nobody listens there).
 async fn probe(member: Member, timeout: Duration, results: mpsc::Sender<Probed>) {
     let kernel_alive = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(member.addr)).await
@@ -269,14 +264,15 @@ async fn drive(
     let mut next_seeding = Instant::now();
     let mut leaving: Option<tokio::sync::oneshot::Sender<()>> = None;
     let (probed_tx, mut probed) = mpsc::channel::<Probed>(16);
-    let mut lingering = Lingering::new();
-    let mut said_goodbye: BTreeSet<String> = BTreeSet::new();
-    let mut next_reprobe = Instant::now() + REPROBE;
+    let mut liveness = Liveness::new(options.grace);
+    let probe = |member: Member| {
+        tokio::spawn(probe(member, options.probe_timeout, probed_tx.clone()));
+    };
     loop {
         let next_timer = timers.peek().map(|Reverse((at, _))| *at);
         let mut wake = next_timer.map_or(next_seeding, |t| t.min(next_seeding));
-        if !lingering.is_empty() {
-            wake = wake.min(next_reprobe);
+        if let Some(at) = liveness.next_wake() {
+            wake = wake.min(Instant::from_std(at));
         }
         let mut changed = false;
         let result = tokio::select! {
@@ -285,8 +281,7 @@ async fn drive(
                     Some(data) if data.starts_with(GOODBYE) => {
                         let name = String::from_utf8_lossy(&data[GOODBYE.len()..]).into_owned();
                         tracing::info!(member = %name, "speaker leaving");
-                        changed |= lingering.remove(&name).is_some();
-                        said_goodbye.insert(name);
+                        changed |= liveness.goodbye(&name);
                         Ok(())
                     }
                     Some(data) => {
@@ -304,16 +299,7 @@ async fn drive(
                 }
             },
             Some(result) = probed.recv() => {
-                let name = &result.member.name;
-                if !lingering.contains_key(name) {
-                    // Back in the gossip, said goodbye or out of grace meanwhile.
-                } else if result.kernel_alive {
-                    tracing::debug!(member = %name, "node of a down speaker answers: its addresses stay");
-                } else {
-                    tracing::warn!(member = %name, "node does not answer: its addresses move");
-                    lingering.remove(name);
-                    changed = true;
-                }
+                changed |= liveness.probed(&result.member.name, result.kernel_alive);
                 Ok(())
             }
             _ = tokio::time::sleep_until(wake) => {
@@ -321,20 +307,10 @@ async fn drive(
                 if next_timer.is_some_and(|t| t <= now) {
                     let Reverse((_, timer)) = timers.pop().expect("peeked");
                     foca.handle_timer(timer, &mut runtime)
-                } else if !lingering.is_empty() && next_reprobe <= now {
-                    next_reprobe = now + REPROBE;
-                    let before = lingering.len();
-                    lingering.retain(|name, (_, deadline)| {
-                        let keep = *deadline > now;
-                        if !keep {
-                            tracing::warn!(member = %name, "grace over: its addresses move");
-                        }
-                        keep
-                    });
-                    changed |= lingering.len() != before;
-                    for (member, _) in lingering.values() {
-                        tokio::spawn(probe(member.clone(), options.probe_timeout, probed_tx.clone()));
-                    }
+                } else if liveness.next_wake().is_some_and(|at| at <= now.into_std()) {
+                    let (ended, probes) = liveness.tick(now.into_std());
+                    changed |= ended;
+                    probes.into_iter().for_each(probe);
                     Ok(())
                 } else {
                     next_seeding = Instant::now() + SEED_RETRY;
@@ -391,33 +367,26 @@ async fn drive(
             match notification {
                 OwnedNotification::MemberUp(m) => {
                     tracing::info!(member = %m.name, addr = %m.addr, "speaker joined");
-                    lingering.remove(&m.name);
-                    said_goodbye.remove(&m.name);
-                    changed = true;
+                    changed |= liveness.up(&m.name);
                 }
                 OwnedNotification::MemberDown(m) => {
                     counters.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(member = %m.name, addr = %m.addr, "speaker down");
-                    if !said_goodbye.contains(&m.name) && !options.grace.is_zero() {
-                        // Kept live until the probe tells the node is gone too.
-                        lingering.insert(m.name.clone(), (m.clone(), Instant::now() + options.grace));
-                        tokio::spawn(probe(m, options.probe_timeout, probed_tx.clone()));
+                    // Kept live until the probe tells the node is gone too.
+                    if let Some(m) = liveness.down(m, Instant::now().into_std()) {
+                        probe(m);
                     }
                     changed = true;
                 }
                 OwnedNotification::Rename(_, m) | OwnedNotification::Rejoin(m) => {
                     tracing::info!(member = %m.name, generation = m.generation, "speaker rejoined");
-                    lingering.remove(&m.name);
-                    said_goodbye.remove(&m.name);
-                    changed = true;
+                    changed |= liveness.up(&m.name);
                 }
                 other => tracing::debug!(?other, "gossip"),
             }
         }
         if changed {
-            let mut names: BTreeSet<String> = foca.iter_members().map(|m| m.id().name.clone()).collect();
-            names.extend(lingering.keys().cloned());
-            names.insert(options.name.clone());
+            let names = liveness.live(foca.iter_members().map(|m| m.id().name.as_str()), &options.name);
             live.send_if_modified(|old| std::mem::replace(old, names.clone()) != names);
         }
     }

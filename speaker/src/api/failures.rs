@@ -81,7 +81,7 @@ impl Failures {
 
     /// How long to wait before the next attempt: 0.8 s after the first failure,
     /// doubling up to 30 s (kube's default watcher backoff, which in practice never
-    /// grows: see [`crate::watch`]). Jitter is the caller's.
+    /// grows: see [`crate::api::watch`]). Jitter is the caller's.
     pub fn retry_delay(&self) -> Duration {
         let doublings = self.total.saturating_sub(1).min(6) as u32;
         (RETRY_FIRST * 2u32.pow(doublings)).min(RETRY_MAX)

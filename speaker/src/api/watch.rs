@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
-use crate::failures::{Failures, Report};
+use crate::api::failures::{Failures, Report};
 
 /// Objects per list page: a relist holds one page of full objects at a time.
 const PAGE_SIZE: u32 = 100;

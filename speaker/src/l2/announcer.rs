@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::packet::{Arp, ArpOp, Mac, NeighborAdvertisement, ParseError, Received, receive};
+use crate::l2::packet::{Arp, ArpOp, Mac, NeighborAdvertisement, ParseError, Received, receive};
 
 /// An interface the announcer may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct Counters {
 
 /// A frame to send on an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Send {
+pub struct Outgoing {
     /// The interface.
     pub interface: String,
     /// The whole Ethernet frame.
@@ -106,7 +106,7 @@ impl Announcer {
 
     /// Replaces the known interfaces (after a link or address change). Addresses owned
     /// on an interface that (re)appears are announced again.
-    pub fn set_interfaces(&mut self, interfaces: Vec<Interface>, now: Instant) -> Vec<Send> {
+    pub fn set_interfaces(&mut self, interfaces: Vec<Interface>, now: Instant) -> Vec<Outgoing> {
         let before: BTreeMap<String, Interface> = std::mem::take(&mut self.interfaces);
         self.interfaces = interfaces.into_iter().map(|i| (i.name.clone(), i)).collect();
         let mut out = Vec::new();
@@ -125,16 +125,16 @@ impl Announcer {
 
     /// Sets what this node owns: address → interfaces. New (address, interface) pairs
     /// are announced at once; dropped ones are no longer answered for.
-    pub fn set_owned(&mut self, owned: Owned, now: Instant) -> Vec<Send> {
+    pub fn set_owned(&mut self, owned: Owned, now: Instant) -> Vec<Outgoing> {
         let before = std::mem::replace(&mut self.owned, owned);
         self.repeats
-            .retain(|(ip, name), _| before_or_now(&self.owned, ip, name));
+            .retain(|(ip, name), _| announced_on(&self.owned, ip, name));
         let mut out = Vec::new();
         let pairs: Vec<(IpAddr, String)> = self
             .owned
             .iter()
             .flat_map(|(ip, ifaces)| ifaces.iter().map(move |i| (*ip, i.clone())))
-            .filter(|(ip, name)| !before_or_now(&before, ip, name))
+            .filter(|(ip, name)| !announced_on(&before, ip, name))
             .collect();
         for (ip, name) in pairs {
             self.start_announcing(ip, &name, now, &mut out);
@@ -144,7 +144,7 @@ impl Announcer {
 
     /// Announces every owned address again, on the full schedule: after a partition
     /// heals, a node that was cut off may have announced them meanwhile.
-    pub fn reannounce(&mut self, now: Instant) -> Vec<Send> {
+    pub fn reannounce(&mut self, now: Instant) -> Vec<Outgoing> {
         let pairs: Vec<(IpAddr, String)> = self
             .owned
             .iter()
@@ -158,7 +158,7 @@ impl Announcer {
     }
 
     /// A frame received on `interface`: the answer, if one is due.
-    pub fn receive(&mut self, interface: &str, bytes: &[u8]) -> Option<Send> {
+    pub fn receive(&mut self, interface: &str, bytes: &[u8]) -> Option<Outgoing> {
         let Some(iface) = self.interfaces.get(interface) else {
             self.counters.dropped += 1;
             return None;
@@ -170,7 +170,7 @@ impl Announcer {
                 return None;
             }
         };
-        let owns = |ip: IpAddr| before_or_now(&self.owned, &ip, interface);
+        let owns = |ip: IpAddr| announced_on(&self.owned, &ip, interface);
         match received {
             Received::Arp(arp) => {
                 if arp.sender_mac != iface.mac && owns(IpAddr::V4(arp.sender_ip)) {
@@ -187,7 +187,7 @@ impl Announcer {
                     return None;
                 }
                 self.counters.arp_answered += 1;
-                Some(Send {
+                Some(Outgoing {
                     interface: interface.into(),
                     bytes: arp.reply_from(iface.mac),
                 })
@@ -202,7 +202,7 @@ impl Announcer {
                 }
                 self.counters.ndp_answered += 1;
                 let from = ns.target;
-                Some(Send {
+                Some(Outgoing {
                     interface: interface.into(),
                     bytes: ns.reply_from(iface.mac, from),
                 })
@@ -216,7 +216,7 @@ impl Announcer {
     }
 
     /// Sends the repeated announcements that are due.
-    pub fn tick(&mut self, now: Instant) -> Vec<Send> {
+    pub fn tick(&mut self, now: Instant) -> Vec<Outgoing> {
         let due: Vec<(IpAddr, String)> = self
             .repeats
             .iter()
@@ -235,7 +235,7 @@ impl Announcer {
         out
     }
 
-    fn start_announcing(&mut self, ip: IpAddr, name: &str, now: Instant, out: &mut Vec<Send>) {
+    fn start_announcing(&mut self, ip: IpAddr, name: &str, now: Instant, out: &mut Vec<Outgoing>) {
         self.announce(ip, name, out);
         if self.schedule.repeats > 0 {
             self.repeats.insert(
@@ -245,7 +245,7 @@ impl Announcer {
         }
     }
 
-    fn announce(&mut self, ip: IpAddr, name: &str, out: &mut Vec<Send>) {
+    fn announce(&mut self, ip: IpAddr, name: &str, out: &mut Vec<Outgoing>) {
         let Some(iface) = self.interfaces.get(name) else {
             return;
         };
@@ -255,7 +255,7 @@ impl Announcer {
         };
         for bytes in frames {
             self.counters.gratuitous += 1;
-            out.push(Send {
+            out.push(Outgoing {
                 interface: name.into(),
                 bytes,
             });
@@ -263,7 +263,8 @@ impl Announcer {
     }
 }
 
-fn before_or_now(owned: &Owned, ip: &IpAddr, name: &str) -> bool {
+/// Whether `owned` announces `ip` on the interface `name`.
+fn announced_on(owned: &Owned, ip: &IpAddr, name: &str) -> bool {
     owned.get(ip).is_some_and(|names| names.iter().any(|n| n == name))
 }
 
@@ -272,7 +273,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::packet::{ETHERTYPE_ARP, Frame, NeighborSolicitation, frame, solicitation};
+    use crate::l2::packet::{ETHERTYPE_ARP, Frame, NeighborSolicitation, frame, solicitation};
 
     const ME: Mac = Mac([0x02, 0, 0, 0, 0, 1]);
     const CLIENT: Mac = Mac([0x02, 0, 0, 0, 0, 2]);

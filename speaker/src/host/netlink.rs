@@ -19,8 +19,8 @@ use rtnetlink::{Handle, MulticastGroup};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::interfaces::{Link, Links};
-use crate::packet::Mac;
+use crate::host::links::{Link, Links};
+use crate::l2::packet::Mac;
 
 /// A netlink failure.
 #[derive(Debug, Error)]

@@ -11,14 +11,14 @@ use ferrolb_crds::api::{
     Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 use ferrolb_crds::labels;
-use ferrolb_crds::service::ServiceEvent;
+use ferrolb_crds::service::{ServiceEvent, ServiceKey};
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::failures::{Failures, Report};
+use crate::api::failures::{Failures, Report};
 
 /// Label naming the announcing node ([`labels::value_of`] its name).
 pub const NODE_LABEL: &str = "ferrolb.io/node";
@@ -32,9 +32,9 @@ pub const REPORTER: &str = "ferrolb.io/speaker";
 /// ServiceL2Status objects this node should have: object name → status.
 pub type Desired = BTreeMap<String, ServiceL2StatusStatus>;
 
-/// The status record of `service` (`namespace/name`) announced from `node` on `interfaces`.
-pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, ServiceL2StatusStatus) {
-    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+/// The status record of `service` announced from `node` on `interfaces`.
+pub fn record(node: &str, service: &ServiceKey, interfaces: &[String]) -> (String, ServiceL2StatusStatus) {
+    let ServiceKey { namespace, name } = service;
     let object = format!("l2-{node}.{namespace}.{name}");
     let object = if object.len() <= 253 {
         object
@@ -47,8 +47,8 @@ pub fn record(node: &str, service: &str, interfaces: &[String]) -> (String, Serv
     let status = ServiceL2StatusStatus {
         announcement: Announcement {
             node: node.into(),
-            service_name: name.into(),
-            service_namespace: namespace.into(),
+            service_name: name.clone(),
+            service_namespace: namespace.clone(),
         },
         interfaces: interfaces
             .iter()
@@ -197,12 +197,12 @@ async fn converge(
 /// Records Events from a queue; drops (and logs) what the API refuses.
 pub async fn write_events(client: Client, node: String, mut events: mpsc::Receiver<ServiceEvent>) {
     while let Some(event) = events.recv().await {
-        let api: Api<Event> = Api::namespaced(client.clone(), &event.namespace);
+        let api: Api<Event> = Api::namespaced(client.clone(), &event.key.namespace);
         if let Err(err) = api
             .create(&PostParams::default(), &event.object(REPORTER, &node))
             .await
         {
-            tracing::debug!(error = %err, service = %event.name, "cannot record Event");
+            tracing::debug!(error = %err, service = %event.key, "cannot record Event");
         }
     }
 }
@@ -213,12 +213,12 @@ mod tests {
 
     #[test]
     fn records_are_named_after_node_and_service() {
-        let (name, status) = record("node-a", "web/app", &["eth0".into()]);
+        let (name, status) = record("node-a", &ServiceKey::new("web", "app"), &["eth0".into()]);
         assert_eq!(name, "l2-node-a.web.app");
         assert_eq!(status.announcement.service_namespace, "web");
         assert_eq!(status.interfaces[0].name, "eth0");
         let long = "x".repeat(300);
-        let (name, _) = record(&long, "web/app", &[]);
+        let (name, _) = record(&long, &ServiceKey::new("web", "app"), &[]);
         assert!(name.len() < 40 && name.starts_with("l2-"));
     }
 }

@@ -1,0 +1,7 @@
+//! The node itself: its links and addresses (netlink), the VIPs on `lo` and the nftables
+//! steering of VIP traffic to NodePorts.
+
+pub mod links;
+pub mod netlink;
+pub mod nftables;
+pub mod steering;
