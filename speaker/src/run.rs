@@ -72,14 +72,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirty = Arc::new(Notify::new());
     let stores = Stores::watch(&client, &options.namespace, &options.class, &dirty);
-    let (links_tx, mut links) = watch::channel(Links::default());
-    tokio::spawn(async move {
-        loop {
-            let Err(err) = crate::host::netlink::follow(&links_tx).await;
-            tracing::error!(error = %err, "lost track of the node's links: following again in 1 s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+    let mut links = crate::host::netlink::followed();
     let gossip = options.membership.as_ref();
     let l2 = L2::start(options.schedule);
     metrics.attach(l2.clone(), gossip.map(|m| m.counters.clone()));

@@ -36,8 +36,23 @@ pub enum NetlinkError {
     Ended,
 }
 
+/// Follows the node's links and addresses in a task of its own, for as long as the
+/// runtime runs (starting again a second after any failure); the receiver always holds
+/// the latest snapshot.
+pub fn followed() -> watch::Receiver<Links> {
+    let (tx, rx) = watch::channel(Links::default());
+    tokio::spawn(async move {
+        loop {
+            let Err(err) = follow(&tx).await;
+            tracing::error!(error = %err, "lost track of the node's links: following again in 1 s");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    rx
+}
+
 /// Follows links and addresses, publishing each new snapshot on `tx`; returns only on error.
-pub async fn follow(tx: &watch::Sender<Links>) -> Result<std::convert::Infallible, NetlinkError> {
+async fn follow(tx: &watch::Sender<Links>) -> Result<std::convert::Infallible, NetlinkError> {
     let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
