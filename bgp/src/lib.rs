@@ -11,3 +11,4 @@
 
 pub mod message;
 pub mod session;
+pub mod wire;

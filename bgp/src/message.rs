@@ -27,6 +27,31 @@ impl fmt::Display for Family {
     }
 }
 
+/// An address family and subsequent address family as numbered on the wire (AFI, SAFI),
+/// known to FerroLB or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AfiSafi(pub u16, pub u8);
+
+impl AfiSafi {
+    /// The family, when it is one of ours.
+    pub fn family(self) -> Option<Family> {
+        match self {
+            AfiSafi(1, 1) => Some(Family::Ipv4Unicast),
+            AfiSafi(2, 1) => Some(Family::Ipv6Unicast),
+            _ => None,
+        }
+    }
+}
+
+impl From<Family> for AfiSafi {
+    fn from(family: Family) -> Self {
+        match family {
+            Family::Ipv4Unicast => AfiSafi(1, 1),
+            Family::Ipv6Unicast => AfiSafi(2, 1),
+        }
+    }
+}
+
 /// What an OPEN says (RFC 4271 §4.2, capabilities RFC 5492).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
@@ -201,8 +226,8 @@ pub enum Message {
     Notification(Notification),
     /// KEEPALIVE.
     Keepalive,
-    /// ROUTE-REFRESH for a family (RFC 2918).
-    RouteRefresh(Family),
+    /// ROUTE-REFRESH for a family (RFC 2918), perhaps one we do not speak.
+    RouteRefresh(AfiSafi),
 }
 
 impl Message {

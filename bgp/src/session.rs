@@ -327,13 +327,12 @@ impl Session {
                 out.push(Output::Up(terms));
             }
             (State::Established, Message::Keepalive | Message::Update) => self.restart_hold(now),
-            (State::Established, Message::RouteRefresh(family)) => {
+            (State::Established, Message::RouteRefresh(afi_safi)) => {
                 self.restart_hold(now);
-                let negotiated = self
-                    .negotiated
-                    .as_ref()
-                    .is_some_and(|t| t.families.contains(&family));
-                if negotiated {
+                // A family not negotiated is ignored (RFC 2918 §4).
+                let negotiated =
+                    |f: &Family| self.negotiated.as_ref().is_some_and(|t| t.families.contains(f));
+                if let Some(family) = afi_safi.family().filter(negotiated) {
                     out.push(Output::Refresh(family));
                 }
             }

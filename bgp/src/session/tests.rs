@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::message::{cease, code, fsm_error, open_error};
+use crate::message::{AfiSafi, cease, code, fsm_error, open_error};
 
 const LOCAL_ASN: u32 = 64512;
 const PEER_ASN: u32 = 64513;
@@ -503,10 +503,17 @@ fn stopping_silently_closes_without_a_notification() {
 fn route_refresh_is_honoured_for_negotiated_families_only() {
     let (mut run, _) = Run::established(config(), peer_open());
     assert_eq!(
-        run.receive(Message::RouteRefresh(Family::Ipv4Unicast)),
+        run.receive(Message::RouteRefresh(Family::Ipv4Unicast.into())),
         [Output::Refresh(Family::Ipv4Unicast)]
     );
-    assert!(run.receive(Message::RouteRefresh(Family::Ipv6Unicast)).is_empty());
+    assert!(
+        run.receive(Message::RouteRefresh(Family::Ipv6Unicast.into()))
+            .is_empty()
+    );
+    assert!(
+        run.receive(Message::RouteRefresh(AfiSafi(1, 128))).is_empty(),
+        "not a family of ours"
+    );
 }
 
 #[test]
@@ -539,7 +546,7 @@ fn any_message() -> impl Strategy<Value = Message> {
         ),
         Just(Message::Update),
         Just(Message::Keepalive),
-        Just(Message::RouteRefresh(Family::Ipv6Unicast)),
+        Just(Message::RouteRefresh(Family::Ipv6Unicast.into())),
         (
             any::<u8>(),
             any::<u8>(),
