@@ -11,4 +11,5 @@
 
 pub mod message;
 pub mod session;
+pub mod update;
 pub mod wire;
