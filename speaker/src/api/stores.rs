@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferrolb_crds::api::{IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
 use ferrolb_crds::service::ClassPolicy;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Service};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
@@ -119,8 +119,8 @@ fn unannotated<K: Resource>(mut object: K) -> K {
     object
 }
 
-/// Keeps of a Node its labels, the type and status of its conditions and its addresses
-/// (a Node's image list alone can be tens of kilobytes).
+/// Keeps of a Node its labels, the type and status of its conditions, its addresses and
+/// whether it is cordoned (a Node's image list alone can be tens of kilobytes).
 fn prune_node(node: Node) -> Node {
     let mut node = unannotated(node);
     if let Some(status) = node.status.take() {
@@ -138,7 +138,10 @@ fn prune_node(node: Node) -> Node {
             ..NodeStatus::default()
         });
     }
-    node.spec = None;
+    node.spec = node.spec.take().map(|spec| NodeSpec {
+        unschedulable: spec.unschedulable,
+        ..NodeSpec::default()
+    });
     node
 }
 

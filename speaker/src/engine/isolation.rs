@@ -63,6 +63,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 ready: *ready,
                 network_unavailable: false,
+                unschedulable: false,
             })
             .collect()
     }

@@ -34,6 +34,7 @@ fn node(name: &str, ready: bool) -> NodeInfo {
         labels: BTreeMap::new(),
         ready,
         network_unavailable: false,
+        unschedulable: false,
     }
 }
 

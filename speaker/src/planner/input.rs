@@ -81,6 +81,8 @@ pub struct NodeInfo {
     pub ready: bool,
     /// The NetworkUnavailable condition is True.
     pub network_unavailable: bool,
+    /// Cordoned (`spec.unschedulable`): being drained.
+    pub unschedulable: bool,
 }
 
 /// The endpoints of one EndpointSlice, with the Service they belong to.
@@ -176,6 +178,7 @@ pub fn node_info(node: &Node) -> NodeInfo {
         labels: node.metadata.labels.clone().unwrap_or_default(),
         ready: condition("Ready"),
         network_unavailable: condition("NetworkUnavailable"),
+        unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
     }
 }
 

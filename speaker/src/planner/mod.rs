@@ -1,6 +1,6 @@
-//! Which node announces which address in Layer 2 mode: a pure function of the
-//! configuration, the Services, their endpoints, the Nodes and the set of live
-//! speakers. Every speaker computes the same plan from the same inputs, so they agree
+//! Who announces what; BGP's rules are in [`bgp`]. Layer 2 (this file): which node
+//! announces which address, a pure function of the configuration, the Services, their
+//! endpoints, the Nodes and the set of live speakers. Every speaker computes the same plan from the same inputs, so they agree
 //! on one announcer per address without talking to the API or to each other.
 //!
 //! Rules, per address (all the Services sharing it together):
@@ -16,6 +16,7 @@
 //!   preferredNodeSelectors weight, then the lowest hash of (node name, address) — so
 //!   addresses spread over nodes and a node's death moves only its own addresses.
 
+pub mod bgp;
 mod input;
 mod order;
 

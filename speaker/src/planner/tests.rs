@@ -37,6 +37,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
             .collect(),
         ready: true,
         network_unavailable: false,
+        unschedulable: false,
     }
 }
 
