@@ -343,5 +343,8 @@ impl AdjRibOut {
     }
 }
 
+mod read;
 #[cfg(test)]
 mod tests;
+
+pub use read::{Routes, read};

@@ -8,6 +8,7 @@
 //!   choice, the gossip membership).
 
 pub mod api;
+pub mod bgp;
 pub mod engine;
 pub mod host;
 pub mod l2;

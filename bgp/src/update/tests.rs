@@ -19,63 +19,11 @@ fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
-/// An UPDATE taken apart: withdrawn prefixes, attributes (type → value) and NLRI, with
-/// the prefixes of MP_REACH_NLRI and MP_UNREACH_NLRI read too.
-#[derive(Debug, Default)]
-struct Parsed {
-    withdrawn: Vec<IpNet>,
-    attributes: BTreeMap<u8, Vec<u8>>,
-    announced: Vec<IpNet>,
-}
-
-fn prefixes(mut bytes: &[u8], v6: bool) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    while let [len, rest @ ..] = bytes {
-        let n = usize::from(*len).div_ceil(8);
-        let mut octets = [0u8; 16];
-        octets[..n].copy_from_slice(&rest[..n]);
-        out.push(if v6 {
-            IpNet::new(IpAddr::from(octets), *len).unwrap()
-        } else {
-            IpNet::new(IpAddr::from([octets[0], octets[1], octets[2], octets[3]]), *len).unwrap()
-        });
-        bytes = &rest[n..];
-    }
-    out
-}
-
-fn parse(update: &[u8]) -> Parsed {
+/// An UPDATE taken apart, checked for framing and size first.
+fn parse(update: &[u8]) -> Routes {
     assert_eq!(wire::decode(update), Ok(Message::Update), "well framed");
     assert!(update.len() <= wire::MAX_LEN);
-    let body = &update[19..];
-    let wlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
-    let mut parsed = Parsed {
-        withdrawn: prefixes(&body[2..2 + wlen], false),
-        ..Parsed::default()
-    };
-    let rest = &body[2 + wlen..];
-    let alen = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-    let mut attrs = &rest[2..2 + alen];
-    while let [flags, kind, tail @ ..] = attrs {
-        let (len, tail) = if flags & EXTENDED_LENGTH != 0 {
-            (usize::from(u16::from_be_bytes([tail[0], tail[1]])), &tail[2..])
-        } else {
-            (usize::from(tail[0]), &tail[1..])
-        };
-        let value = tail[..len].to_vec();
-        match *kind {
-            attr::MP_REACH_NLRI => {
-                let nh_len = usize::from(value[3]);
-                parsed.announced.extend(prefixes(&value[4 + nh_len + 1..], true));
-            }
-            attr::MP_UNREACH_NLRI => parsed.withdrawn.extend(prefixes(&value[3..], true)),
-            _ => {}
-        }
-        parsed.attributes.insert(*kind, value);
-        attrs = &tail[len..];
-    }
-    parsed.announced.extend(prefixes(&rest[2 + alen..], false));
-    parsed
+    read(update).expect("readable")
 }
 
 #[test]
@@ -313,4 +261,12 @@ fn families_not_negotiated_or_without_next_hop_carry_nothing() {
         [end_of_rib(Family::Ipv4Unicast), end_of_rib(Family::Ipv6Unicast)]
     );
     assert!(rib.sent().is_empty(), "nothing recorded as sent that was not");
+}
+
+proptest::proptest! {
+    /// Reading arbitrary bytes as an UPDATE never panics.
+    #[test]
+    fn reading_any_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let _ = read(&bytes);
+    }
 }

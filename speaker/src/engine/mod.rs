@@ -165,6 +165,13 @@ impl Engine {
         }
     }
 
+    /// Drops the API view ahead of reading a fresh one, so that two never live at once
+    /// (the view of 1,000 Services with their endpoints weighs about a megabyte). The
+    /// next step must bring a view.
+    pub fn release_view(&mut self) {
+        self.view = None;
+    }
+
     /// The links the last step planned with (the Layer 2 shell opens sockets on them).
     pub fn links(&self) -> &Links {
         &self.links

@@ -412,3 +412,24 @@ fn nothing_is_planned_before_the_api_was_read() {
     );
     assert_eq!(actions, Actions::default());
 }
+
+#[test]
+fn a_released_view_is_replaced_by_the_next_one() {
+    let t0 = Instant::now();
+    let mut e = engine(false, false, t0);
+    let before = owned(&e.step(start(), t0));
+    e.release_view();
+    let without = e.step(Changes::default(), t0);
+    assert_eq!(without.announce, None, "no view, no plan");
+    let mut fewer = view();
+    fewer.services.truncate(10);
+    let after = e.step(
+        Changes {
+            view: Some(fewer),
+            ..Changes::default()
+        },
+        t0,
+    );
+    assert!(owned(&after).is_subset(&before));
+    assert!(owned(&after).len() < before.len());
+}

@@ -276,7 +276,10 @@ mod tests {
                 "agg",
                 "{aggregationLength: 24, aggregationLengthV6: 120, communities: ['1:1'], localPref: 50}",
             ),
-            ("tag", "{aggregationLength: 24, communities: ['large:1:2:3'], localPref: 50}"),
+            (
+                "tag",
+                "{aggregationLength: 24, communities: ['large:1:2:3'], localPref: 50}",
+            ),
         ]);
         let services = [
             service("a", &["10.0.0.5", "fd00::5"], false, &["n9"]),

@@ -1,0 +1,300 @@
+//! One BGP peer, carried out: a task that dials, reads and writes, and feeds the
+//! [`Session`] state machine and the [`AdjRibOut`] of `ferrolb-bgp`. The routes to
+//! announce come in on a watch channel (the latest set wins); the session's state goes
+//! out on another.
+//!
+//! ```text
+//!   wanted routes (watch) ─┐                     ┌─► TCP write (OPEN, KEEPALIVE, UPDATE, …)
+//!   TCP read ─► frames ────┼─► Session::handle ──┤
+//!   deadline / stop ───────┘    AdjRibOut::sync  └─► status (watch)
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrolb_bgp::session::{self, Down, Input, Negotiated, Output, Session, State, Stop};
+use ferrolb_bgp::update::{AdjRibOut, Attributes, Terms};
+use ferrolb_bgp::wire;
+use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+/// The routes a peer should have from this node.
+pub type Wanted = Arc<BTreeMap<IpNet, Attributes>>;
+
+/// How to reach a peer and run its session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// The peer's address and port.
+    pub address: SocketAddr,
+    /// The local address to dial from (`sourceAddress`).
+    pub source: Option<IpAddr>,
+    /// `ebgpMultiHop`: send with TTL 255.
+    pub multihop: bool,
+    /// The node's addresses, next hops of the family the session's own address is not.
+    pub node_v4: Option<Ipv4Addr>,
+    /// See `node_v4`.
+    pub node_v6: Option<Ipv6Addr>,
+    /// The session's terms.
+    pub session: session::Config,
+}
+
+/// What the peer task reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The session's state (`None` before the task runs).
+    pub state: Option<State>,
+    /// Why it last went down or failed.
+    pub last_down: Option<Down>,
+    /// Prefixes the peer has from us.
+    pub advertised: usize,
+}
+
+/// A running peer task.
+pub struct Peer {
+    /// The routes to announce; send a new set to change them.
+    pub wanted: watch::Sender<Wanted>,
+    /// The session's state.
+    pub status: watch::Receiver<PeerStatus>,
+    stop: mpsc::Sender<Stop>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Peer {
+    /// Starts the task: it dials at once.
+    pub fn start(spec: PeerSpec, wanted: Wanted) -> Self {
+        let (wanted, wanted_rx) = watch::channel(wanted);
+        let (status_tx, status) = watch::channel(PeerStatus::default());
+        let (stop, stop_rx) = mpsc::channel(1);
+        let task = tokio::spawn(run(spec, wanted_rx, status_tx, stop_rx));
+        Self {
+            wanted,
+            status,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the session as `how` says and waits for the task to end.
+    pub async fn stop(self, how: Stop) {
+        let _ = self.stop.send(how).await;
+        let _ = self.task.await;
+    }
+}
+
+/// The connection and what has been read of it.
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+async fn dial(spec: &PeerSpec) -> std::io::Result<TcpStream> {
+    let socket = match spec.address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(source) = spec.source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    let stream = socket.connect(spec.address).await?;
+    if spec.multihop {
+        // IPv4's TTL; an IPv6 session's hop limit is the kernel's default (64).
+        let _ = stream.set_ttl(255);
+    }
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The UPDATE terms of an Established session over `local`.
+fn terms(spec: &PeerSpec, negotiated: &Negotiated, local: Option<SocketAddr>) -> Terms {
+    let local = local.map(|a| a.ip());
+    Terms {
+        local_asn: spec.session.local_asn,
+        internal: negotiated.internal,
+        four_octet: negotiated.four_octet,
+        next_hop_v4: match local {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => spec.node_v4,
+        },
+        next_hop_v6: match local {
+            Some(IpAddr::V6(a)) if !a.is_unicast_link_local() => Some(a),
+            _ => spec.node_v6,
+        },
+        families: negotiated.families.clone(),
+    }
+}
+
+async fn run(
+    spec: PeerSpec,
+    mut wanted: watch::Receiver<Wanted>,
+    status: watch::Sender<PeerStatus>,
+    mut stop: mpsc::Receiver<Stop>,
+) {
+    let peer = spec.address;
+    let mut session = Session::new(spec.session.clone());
+    let mut rib = AdjRibOut::default();
+    let mut conn: Option<Connection> = None;
+    let mut dialing: Option<std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>> =
+        None;
+    let mut up: Option<Terms> = None;
+    let mut inputs = vec![Input::Start];
+    loop {
+        // Feed what happened; carry out what the session says, which may itself fail
+        // (a write error is a closed connection).
+        while !inputs.is_empty() {
+            let now = Instant::now();
+            for input in std::mem::take(&mut inputs) {
+                for output in session.handle(input, now) {
+                    let mut to_send: Vec<Vec<u8>> = Vec::new();
+                    match output {
+                        Output::Connect => {
+                            let spec = spec.clone();
+                            dialing = Some(Box::pin(async move { dial(&spec).await }));
+                        }
+                        Output::Send(message) => to_send.push(wire::encode(&message)),
+                        Output::Close => {
+                            if let Some(mut c) = conn.take() {
+                                let _ = c.stream.shutdown().await;
+                            }
+                            dialing = None;
+                        }
+                        Output::State(state) => {
+                            tracing::debug!(%peer, ?state, "BGP session");
+                            status.send_modify(|s| s.state = Some(state));
+                        }
+                        Output::Up(negotiated) => {
+                            let local = conn.as_ref().and_then(|c| c.stream.local_addr().ok());
+                            let t = terms(&spec, &negotiated, local);
+                            tracing::info!(%peer, asn = negotiated.peer_asn, families = ?negotiated.families, "BGP session established");
+                            rib.clear();
+                            let set = wanted.borrow_and_update().clone();
+                            to_send.extend(rib.sync(&set, &t));
+                            up = Some(t);
+                        }
+                        Output::Down(why) => {
+                            tracing::warn!(%peer, ?why, "BGP session down");
+                            rib.clear();
+                            up = None;
+                            status.send_modify(|s| s.last_down = Some(why));
+                        }
+                        Output::Refresh(family) => {
+                            if let Some(t) = &up {
+                                to_send.extend(rib.refresh(family, t));
+                            }
+                        }
+                    }
+                    if let Some(c) = &mut conn {
+                        for bytes in to_send {
+                            if c.stream.write_all(&bytes).await.is_err() {
+                                inputs.push(Input::Closed);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            status.send_if_modified(|s| {
+                let changed = s.advertised != rib.sent().len();
+                s.advertised = rib.sent().len();
+                changed
+            });
+        }
+        if session.state() == State::Idle {
+            return;
+        }
+        let deadline = session.deadline().map(tokio::time::Instant::from_std);
+        let event = tokio::select! {
+            how = stop.recv() => Event::Stop(how.unwrap_or(Stop::Silent)),
+            dialed = async { dialing.as_mut().expect("guarded").await }, if dialing.is_some() => Event::Dialed(dialed),
+            read = async {
+                let c = conn.as_mut().expect("guarded");
+                c.stream.read_buf(&mut c.buf).await
+            }, if conn.is_some() => Event::Read(read),
+            _ = wanted.changed(), if up.is_some() => Event::Wanted,
+            _ = sleep_until(deadline) => Event::Tick,
+        };
+        match event {
+            Event::Stop(how) => inputs.push(Input::Stop(how)),
+            Event::Dialed(Ok(stream)) => {
+                dialing = None;
+                conn = Some(Connection {
+                    stream,
+                    buf: Vec::with_capacity(wire::MAX_LEN),
+                });
+                inputs.push(Input::Connected);
+            }
+            Event::Dialed(Err(err)) => {
+                dialing = None;
+                tracing::debug!(%peer, error = %err, "BGP dial failed");
+                inputs.push(Input::ConnectFailed);
+            }
+            Event::Read(Ok(0) | Err(_)) => inputs.push(Input::Closed),
+            Event::Read(Ok(_)) => {
+                if let Some(c) = &mut conn {
+                    inputs.extend(frames(&mut c.buf));
+                }
+            }
+            Event::Wanted => {
+                if let (Some(t), Some(c)) = (&up, &mut conn) {
+                    let set = wanted.borrow_and_update().clone();
+                    for bytes in rib.sync(&set, t) {
+                        if c.stream.write_all(&bytes).await.is_err() {
+                            inputs.push(Input::Closed);
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::Tick => inputs.push(Input::Tick),
+        }
+    }
+}
+
+/// What woke the peer task.
+enum Event {
+    Stop(Stop),
+    Dialed(std::io::Result<TcpStream>),
+    Read(std::io::Result<usize>),
+    Wanted,
+    Tick,
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes every whole message out of `buf` as session inputs; a malformed one ends the
+/// reading (the session sends its NOTIFICATION and closes).
+fn frames(buf: &mut Vec<u8>) -> Vec<Input> {
+    let mut inputs = Vec::new();
+    loop {
+        match wire::message_len(buf) {
+            Ok(Some(len)) if buf.len() >= len => {
+                let message: Vec<u8> = buf.drain(..len).collect();
+                match wire::decode(&message) {
+                    Ok(m) => inputs.push(Input::Received(m)),
+                    Err(n) => {
+                        buf.clear();
+                        inputs.push(Input::Malformed(n));
+                        return inputs;
+                    }
+                }
+            }
+            Ok(_) => return inputs,
+            Err(n) => {
+                buf.clear();
+                inputs.push(Input::Malformed(n));
+                return inputs;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

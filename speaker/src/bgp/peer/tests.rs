@@ -1,0 +1,247 @@
+//! The peer task against a router played by the test over loopback TCP, speaking the
+//! same wire format: the session comes up, routes follow the wanted set, a stop sends a
+//! Cease, a silent router is dropped at the hold time, garbage gets a NOTIFICATION.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ferrolb_bgp::message::{Family, Message, Notification, Open, cease, code};
+use ferrolb_bgp::session::PeerAsn;
+use ferrolb_bgp::update::{Community, read};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// Generous: these machines are shared; nothing here is a timed assertion.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
+    PeerSpec {
+        address,
+        source: None,
+        multihop: false,
+        node_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        node_v6: Some("fd00::1".parse().unwrap()),
+        session: session::Config {
+            local_asn: 64512,
+            peer_asn: PeerAsn::Fixed(64513),
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            hold_time: Duration::from_secs(hold_secs),
+            keepalive_time: None,
+            connect_time: None,
+            connect_timeout: Duration::from_secs(5),
+            families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
+        },
+    }
+}
+
+fn wanted(list: &[&str]) -> Wanted {
+    Arc::new(
+        list.iter()
+            .map(|n| {
+                let attributes = Attributes {
+                    local_pref: None,
+                    communities: BTreeSet::from([Community::Standard(65000, 1)]),
+                };
+                (n.parse().unwrap(), attributes)
+            })
+            .collect(),
+    )
+}
+
+/// The router's side of one connection.
+struct Router {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Router {
+    async fn accept(listener: &TcpListener) -> Self {
+        let (stream, _) = tokio::time::timeout(PATIENCE, listener.accept())
+            .await
+            .expect("the speaker dials")
+            .expect("accepted");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next whole message, with its bytes; `None` at EOF.
+    async fn next(&mut self) -> Option<(Message, Vec<u8>)> {
+        loop {
+            if let Some(len) = wire::message_len(&self.buf).expect("the speaker sends valid headers")
+                && self.buf.len() >= len
+            {
+                let bytes: Vec<u8> = self.buf.drain(..len).collect();
+                return Some((wire::decode(&bytes).expect("valid message"), bytes));
+            }
+            let n = tokio::time::timeout(PATIENCE, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("the speaker speaks")
+                .expect("read");
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    async fn send(&mut self, message: &Message) {
+        self.stream
+            .write_all(&wire::encode(message))
+            .await
+            .expect("write");
+    }
+
+    /// Answers the speaker's OPEN and KEEPALIVE: the session is Established.
+    async fn establish(&mut self, hold_time: u16) {
+        let (Message::Open(open), _) = self.next().await.expect("an OPEN") else {
+            panic!("not an OPEN")
+        };
+        assert_eq!(open.asn, 64512);
+        self.send(&Message::Open(Open {
+            version: 4,
+            asn: 64513,
+            hold_time,
+            router_id: Ipv4Addr::new(10, 0, 0, 254),
+            families: Some(BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast])),
+            four_octet: true,
+            route_refresh: true,
+        }))
+        .await;
+        self.send(&Message::Keepalive).await;
+        assert_eq!(self.next().await.map(|m| m.0), Some(Message::Keepalive));
+    }
+
+    /// Reads UPDATEs until `end_of_ribs` End-of-RIB markers have come: (announced,
+    /// withdrawn), and the last announcement's attributes.
+    async fn updates(
+        &mut self,
+        mut end_of_ribs: usize,
+        mut wanted_changes: usize,
+    ) -> ferrolb_bgp::update::Routes {
+        let mut all = ferrolb_bgp::update::Routes::default();
+        while end_of_ribs + wanted_changes > 0 {
+            match self.next().await.expect("UPDATEs") {
+                (Message::Update, bytes) => {
+                    let routes = read(&bytes).expect("readable");
+                    let empty = routes.announced.is_empty() && routes.withdrawn.is_empty();
+                    if empty {
+                        end_of_ribs -= 1;
+                    } else {
+                        wanted_changes = wanted_changes.saturating_sub(1);
+                    }
+                    all.announced.extend(routes.announced);
+                    all.withdrawn.extend(routes.withdrawn);
+                    all.attributes.extend(routes.attributes);
+                }
+                (Message::Keepalive, _) => {}
+                (other, _) => panic!("unexpected {other:?}"),
+            }
+        }
+        all
+    }
+}
+
+async fn until(status: &mut watch::Receiver<PeerStatus>, what: impl Fn(&PeerStatus) -> bool) {
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| what(s)))
+        .await
+        .expect("status reached")
+        .expect("task alive");
+}
+
+#[tokio::test]
+async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut peer = Peer::start(
+        spec(listener.local_addr().unwrap(), 90),
+        wanted(&["10.77.0.200/32"]),
+    );
+    let mut router = Router::accept(&listener).await;
+    router.establish(90).await;
+    let first = router.updates(2, 0).await;
+    assert_eq!(first.announced, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        first.attributes[&3],
+        [127, 0, 0, 1],
+        "NEXT_HOP: the session's local address"
+    );
+    assert_eq!(first.attributes[&8], [0xfd, 0xe8, 0, 1], "community 65000:1");
+    until(&mut peer.status, |s| {
+        s.state == Some(State::Established) && s.advertised == 1
+    })
+    .await;
+    // The wanted set changes: one withdrawal, one IPv6 announcement (next hop: the node's).
+    peer.wanted.send_replace(wanted(&["fd00:77::200/128"]));
+    let change = router.updates(0, 2).await;
+    assert_eq!(change.withdrawn, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(change.announced, ["fd00:77::200/128".parse::<IpNet>().unwrap()]);
+    let mp_reach = &change.attributes[&14];
+    assert_eq!(&mp_reach[4..20], &"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+    // Stopped: a Cease with the reason, then the connection closes.
+    let stopping = tokio::spawn(peer.stop(Stop::Cease {
+        subcode: cease::PEER_DECONFIGURED,
+        reason: "BGPPeer deleted".into(),
+    }));
+    let (Message::Notification(n), _) = router.next().await.expect("a NOTIFICATION") else {
+        panic!("not a NOTIFICATION")
+    };
+    assert_eq!((n.code, n.subcode), (code::CEASE, cease::PEER_DECONFIGURED));
+    assert_eq!(router.next().await, None, "closed");
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_router_is_dropped_at_the_hold_time_and_dialled_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut peer = Peer::start(spec(listener.local_addr().unwrap(), 3), wanted(&[]));
+    let mut router = Router::accept(&listener).await;
+    router.establish(3).await;
+    // The router says nothing more; the speaker's keepalives arrive, then its verdict.
+    let verdict = loop {
+        match router.next().await.expect("messages until the verdict") {
+            (Message::Notification(n), _) => break n,
+            _ => continue,
+        }
+    };
+    assert_eq!(verdict, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
+    until(&mut peer.status, |s| {
+        s.last_down
+            == Some(Down::NotificationSent(Notification::new(
+                code::HOLD_TIMER_EXPIRED,
+                0,
+            )))
+    })
+    .await;
+    // It dials again (after a second of backoff) and comes up.
+    let mut again = Router::accept(&listener).await;
+    again.establish(3).await;
+    until(&mut peer.status, |s| s.state == Some(State::Established)).await;
+    peer.stop(Stop::Silent).await;
+}
+
+#[tokio::test]
+async fn garbage_from_the_router_is_answered_with_a_notification() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut peer = Peer::start(spec(listener.local_addr().unwrap(), 90), wanted(&[]));
+    let mut router = Router::accept(&listener).await;
+    router.establish(90).await;
+    router.stream.write_all(&[0u8; 19]).await.unwrap();
+    let verdict = loop {
+        match router.next().await.expect("messages until the verdict") {
+            (Message::Notification(n), _) => break n,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        (verdict.code, verdict.subcode),
+        (code::HEADER, 1),
+        "connection not synchronized"
+    );
+    until(&mut peer.status, |s| {
+        matches!(s.last_down, Some(Down::NotificationSent(_)))
+    })
+    .await;
+    peer.stop(Stop::Silent).await;
+}
