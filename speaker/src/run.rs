@@ -9,6 +9,7 @@
 //!      ┌──────────────────────────────────────────────────────────────────────────────┘
 //!      ├─► gossip seeds           ├─► nftables + lo (wide, then narrow)
 //!      ├─► L2 (ARP/NDP)           ├─► ServiceL2Status writer (task)
+//!      ├─► BGP sessions (a task per peer: bgp::Peers)
 //!      └─► metrics                └─► Event writer (task)
 //! ```
 //!
@@ -19,6 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use ferrolb_bgp::message::cease;
+use ferrolb_bgp::session::Stop;
 use ferrolb_crds::service::{ClassPolicy, ServiceEvent};
 use kube::Client;
 use tokio::sync::{Notify, mpsc, watch};
@@ -26,6 +29,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::api::status::{self, Desired};
 use crate::api::stores::Stores;
 use crate::api::watch::Listed;
+use crate::bgp::Peers;
 use crate::engine::{Announce, Changes, Engine, Settings};
 use crate::host::links::Links;
 use crate::host::steering::Steering;
@@ -57,6 +61,7 @@ pub struct Options {
 /// Where the engine's actions go.
 struct Outputs {
     l2: L2,
+    bgp: Peers,
     steering: Option<Steering>,
     statuses: watch::Sender<Arc<Desired>>,
     events: mpsc::Sender<ServiceEvent>,
@@ -94,6 +99,7 @@ pub async fn run(
     };
     let mut out = Outputs {
         l2,
+        bgp: Peers::default(),
         steering,
         statuses,
         events,
@@ -136,6 +142,9 @@ pub async fn run(
         let actions = engine.step(changes, Instant::now());
         if let (Some(m), Some(seeds)) = (gossip, actions.seeds) {
             m.seeds(seeds).await;
+        }
+        if let Some(intents) = actions.bgp {
+            out.bgp.apply(intents).await;
         }
         if let Some(announce) = actions.announce {
             out.carry_out(announce, engine.links()).await;
@@ -180,11 +189,19 @@ impl Outputs {
     }
 }
 
-/// Leaves the gossip, stops answering and removes the steering.
+/// Leaves the gossip, ends the BGP sessions, stops answering and removes the steering.
 async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::Result<()> {
     if let Some(m) = membership {
         m.leave().await;
     }
+    // A Cease makes the routers drop this node's routes now (graceful restart, which
+    // would keep them through a restart, is not negotiated yet).
+    let bgp = std::mem::take(&mut out.bgp);
+    bgp.stop(Stop::Cease {
+        subcode: cease::ADMINISTRATIVE_SHUTDOWN,
+        reason: "FerroLB speaker stopping".into(),
+    })
+    .await;
     out.l2.apply(&Owned::new(), &Links::default());
     if let Some(s) = &mut out.steering {
         s.remove().await;

@@ -1,11 +1,11 @@
-//! The watches the speaker keeps (Services, EndpointSlices, Nodes, pools,
-//! L2Advertisements), each into an in-memory store of what the speaker reads of it, and
+//! The watches the speaker keeps (Services, EndpointSlices, Nodes, and FerroLB's
+//! configuration: pools, advertisements, BGP peers, communities, BFD profiles), each into an in-memory store of what the speaker reads of it, and
 //! the [`View`] the engine plans from, read from those stores after each API change.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use ferrolb_crds::api::{IPAddressPool, L2Advertisement};
+use ferrolb_crds::api::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
 use ferrolb_crds::service::ClassPolicy;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus, Service};
@@ -25,6 +25,10 @@ pub struct Stores {
     nodes: Records<Node>,
     pools: Records<IPAddressPool>,
     ads: Records<L2Advertisement>,
+    bgp_ads: Records<BGPAdvertisement>,
+    peers: Records<BGPPeer>,
+    communities: Records<Community>,
+    bfd_profiles: Records<BFDProfile>,
 }
 
 impl Stores {
@@ -50,6 +54,24 @@ impl Stores {
                 dirty,
                 |a: L2Advertisement| Some(unannotated(a)),
             ),
+            bgp_ads: Records::watch(
+                Api::namespaced(client.clone(), namespace),
+                dirty,
+                |a: BGPAdvertisement| Some(unannotated(a)),
+            ),
+            peers: Records::watch(Api::namespaced(client.clone(), namespace), dirty, |p: BGPPeer| {
+                Some(unannotated(p))
+            }),
+            communities: Records::watch(
+                Api::namespaced(client.clone(), namespace),
+                dirty,
+                |c: Community| Some(unannotated(c)),
+            ),
+            bfd_profiles: Records::watch(
+                Api::namespaced(client.clone(), namespace),
+                dirty,
+                |b: BFDProfile| Some(unannotated(b)),
+            ),
         }
     }
 
@@ -62,6 +84,10 @@ impl Stores {
             self.nodes.listed(stop).await?,
             self.pools.listed(stop).await?,
             self.ads.listed(stop).await?,
+            self.bgp_ads.listed(stop).await?,
+            self.peers.listed(stop).await?,
+            self.communities.listed(stop).await?,
+            self.bfd_profiles.listed(stop).await?,
         ];
         Ok(if all.contains(&Listed::Stopped) {
             Listed::Stopped
@@ -76,6 +102,10 @@ impl Stores {
         let objects = Objects {
             pools: self.pools.read(|m| m.values().cloned().collect()),
             l2_advertisements: self.ads.read(|m| m.values().cloned().collect()),
+            bgp_advertisements: self.bgp_ads.read(|m| m.values().cloned().collect()),
+            bgp_peers: self.peers.read(|m| m.values().cloned().collect()),
+            communities: self.communities.read(|m| m.values().cloned().collect()),
+            bfd_profiles: self.bfd_profiles.read(|m| m.values().cloned().collect()),
             nodes: self.nodes.read(|m| m.values().cloned().collect()),
             ..Objects::default()
         };

@@ -9,38 +9,17 @@
 //!   deadline / stop ───────┘    AdjRibOut::sync  └─► status (watch)
 //! ```
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use ferrolb_bgp::session::{self, Down, Input, Negotiated, Output, Session, State, Stop};
-use ferrolb_bgp::update::{AdjRibOut, Attributes, Terms};
+use ferrolb_bgp::session::{Down, Input, Negotiated, Output, Session, State, Stop};
+use ferrolb_bgp::update::{AdjRibOut, Terms};
 use ferrolb_bgp::wire;
-use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-/// The routes a peer should have from this node.
-pub type Wanted = Arc<BTreeMap<IpNet, Attributes>>;
-
-/// How to reach a peer and run its session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerSpec {
-    /// The peer's address and port.
-    pub address: SocketAddr,
-    /// The local address to dial from (`sourceAddress`).
-    pub source: Option<IpAddr>,
-    /// `ebgpMultiHop`: send with TTL 255.
-    pub multihop: bool,
-    /// The node's addresses, next hops of the family the session's own address is not.
-    pub node_v4: Option<Ipv4Addr>,
-    /// See `node_v4`.
-    pub node_v6: Option<Ipv6Addr>,
-    /// The session's terms.
-    pub session: session::Config,
-}
+pub use crate::engine::{PeerSpec, Wanted};
 
 /// What the peer task reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

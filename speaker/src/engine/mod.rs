@@ -7,6 +7,7 @@
 //! Every step plans from scratch (the planner is fast); the engine keeps only what it
 //! needs to tell changes apart (Events once per change, statuses when they differ).
 
+mod bgp;
 mod claim;
 mod isolation;
 mod steering;
@@ -26,6 +27,7 @@ use crate::host::nftables::Steer;
 use crate::l2::Owned;
 use crate::planner::{self, Input, NodeInfo, ServiceInfo};
 
+pub use bgp::{Intents, PeerIntent, PeerSpec, Wanted};
 pub use claim::{Mine, claim};
 pub use isolation::Isolation;
 
@@ -80,6 +82,9 @@ pub struct Actions {
     pub announce: Option<Announce>,
     /// Step again (with no changes) at this time unless something changes first.
     pub wake_at: Option<Instant>,
+    /// The BGP sessions to keep and their routes, when they changed (all of them: a
+    /// session missing here is to be stopped).
+    pub bgp: Option<Intents>,
 }
 
 /// This node's share of the plan, to carry out in this order: steering wide (the old and
@@ -143,6 +148,7 @@ pub struct Engine {
     fallback: bool,
     seeds: Vec<SocketAddr>,
     rules: Option<BTreeSet<Steer>>,
+    bgp: Intents,
     last: Last,
 }
 
@@ -161,6 +167,7 @@ impl Engine {
             fallback: false,
             seeds: Vec::new(),
             rules: None,
+            bgp: Intents::new(),
             last: Last::default(),
         }
     }
@@ -182,6 +189,7 @@ impl Engine {
         // The steering rules change only with the API or the links: a gossip change (a
         // takeover) plans with the rules at hand.
         let rules_stale = changes.view.is_some() || changes.links.is_some() || changes.live.is_none();
+        let view_changed = changes.view.is_some();
         let mut actions = Actions::default();
         if let Some(view) = changes.view {
             if self.settings.gossip && view.seeds != self.seeds {
@@ -201,6 +209,14 @@ impl Engine {
             return actions;
         };
         let me = self.settings.node.as_str();
+        // BGP needs no liveness view: each node decides from its own Node.
+        if view_changed {
+            let intents = bgp::intents(view, me);
+            if intents != self.bgp {
+                self.bgp = intents.clone();
+                actions.bgp = Some(intents);
+            }
+        }
         let after = self.settings.fallback_after;
         // Before the gossip has had a chance to find the others, a speaker alone would
         // claim every address: wait, then fall back to Node readiness if still alone.

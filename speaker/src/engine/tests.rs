@@ -433,3 +433,56 @@ fn a_released_view_is_replaced_by_the_next_one() {
     assert!(owned(&after).is_subset(&before));
     assert!(owned(&after).len() < before.len());
 }
+
+/// The test view, with a BGP peer (and, when `advertised`, a BGPAdvertisement).
+fn bgp_view(advertised: bool) -> View {
+    let mut text = format!(
+        "---\napiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: {NS}}}\nspec: {{addresses: [10.0.0.0/24]}}\n\
+         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: r1, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.254}}\n"
+    );
+    if advertised {
+        text += &format!(
+            "---\napiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: all, namespace: {NS}}}\nspec: {{communities: ['65000:1']}}\n"
+        );
+    }
+    let outcome = config::build(NS, &config::parse_manifests(&text).unwrap());
+    assert!(outcome.issues.is_empty(), "{:?}", outcome.issues);
+    View {
+        config: outcome.config,
+        services: services(2),
+        ..view()
+    }
+}
+
+#[test]
+fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
+    let t0 = Instant::now();
+    // BGP needs no gossip verdict: planned even while Layer 2 waits for the others.
+    let mut e = engine(true, false, t0);
+    let with_view = |v: View| Changes {
+        view: Some(v),
+        ..Changes::default()
+    };
+    let first = e.step(with_view(bgp_view(false)), t0);
+    assert_eq!(first.announce, None, "Layer 2 waits for the gossip");
+    let intents = first.bgp.expect("the session to start");
+    let r1 = &intents["r1"];
+    assert_eq!(r1.spec.address, "10.0.0.254:179".parse().unwrap());
+    assert_eq!(
+        r1.spec.session.router_id,
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        "the node's IPv4"
+    );
+    assert_eq!(r1.spec.session.local_asn, 64512);
+    assert!(r1.wanted.is_empty(), "no advertisement: a session, no routes");
+    // Advertised: the two Services' addresses, with the community.
+    let advertised = e.step(with_view(bgp_view(true)), t0).bgp.expect("routes changed");
+    let routes: Vec<String> = advertised["r1"].wanted.keys().map(ToString::to_string).collect();
+    assert_eq!(routes, ["10.0.0.10/32", "10.0.0.11/32"]);
+    assert!(advertised["r1"].wanted.values().all(|a| a.communities.len() == 1));
+    // The same view again, or a gossip change: nothing to do for BGP.
+    assert_eq!(e.step(with_view(bgp_view(true)), t0).bgp, None);
+    assert_eq!(e.step(live(&["me", "n2"]), t0).bgp, None);
+    // The peer gone: no sessions.
+    assert_eq!(e.step(with_view(view()), t0).bgp, Some(Intents::new()));
+}

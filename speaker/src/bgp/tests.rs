@@ -1,0 +1,212 @@
+//! The whole speaker (`run::run`) against the API test server and a router played over
+//! loopback: a Service's address reaches the router when a BGPPeer and a
+//! BGPAdvertisement say so, leaves it when the Service goes, and a stopping speaker ends
+//! the session with a Cease. No root: `--membership api`, no dataplane, no interfaces.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferrolb_bgp::message::{Message, cease, code};
+use ferrolb_testserver::{TestServer, load_crds};
+use ipnet::IpNet;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bgp::router::{PATIENCE, Router};
+use crate::metrics::Metrics;
+use crate::run::{self, Options};
+
+const NS: &str = "ferrolb-system";
+
+async fn create(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    body: serde_json::Value,
+) {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let mut object: DynamicObject = serde_json::from_value(body).expect("an object");
+    object.types = Some(kube::api::TypeMeta {
+        api_version: api_version.into(),
+        kind: kind.into(),
+    });
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
+}
+
+#[tokio::test]
+async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
+    let server = TestServer::start().await.expect("API test server");
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/ferrolb/crds");
+    load_crds(&server.shared, &crds).expect("CRDs");
+    let client = server.client();
+    // BGPPeer's peerPort stops at 16384 (as MetalLB's): a free port below it.
+    let mut bound = None;
+    for port in (10_000 + std::process::id() % 5_000) as u16..16_384 {
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            bound = Some((listener, port));
+            break;
+        }
+    }
+    let (router_listener, port) = bound.expect("a free port below 16384");
+
+    create(
+        &client,
+        "v1",
+        "Namespace",
+        "namespaces",
+        None,
+        json!({"metadata": {"name": NS}}),
+    )
+    .await;
+    create(
+        &client,
+        "v1",
+        "Node",
+        "nodes",
+        None,
+        json!({
+            "metadata": {"name": "n1"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+        }),
+    )
+    .await;
+    create(
+        &client,
+        "ferrolb.io/v1beta1",
+        "IPAddressPool",
+        "ipaddresspools",
+        Some(NS),
+        json!({
+            "metadata": {"name": "p"}, "spec": {"addresses": ["10.77.0.0/24"]},
+        }),
+    )
+    .await;
+    create(
+        &client,
+        "ferrolb.io/v1beta2",
+        "BGPPeer",
+        "bgppeers",
+        Some(NS),
+        json!({
+            "metadata": {"name": "r1"},
+            "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "127.0.0.1", "peerPort": port},
+        }),
+    )
+    .await;
+    create(
+        &client,
+        "ferrolb.io/v1beta1",
+        "BGPAdvertisement",
+        "bgpadvertisements",
+        Some(NS),
+        json!({
+            "metadata": {"name": "all"}, "spec": {"communities": ["65000:1"]},
+        }),
+    )
+    .await;
+    create(
+        &client,
+        "v1",
+        "Service",
+        "services",
+        Some("default"),
+        json!({
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]},
+        }),
+    )
+    .await;
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    services
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.77.0.200"}]}}})),
+        )
+        .await
+        .expect("status");
+    create(
+        &client,
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        "endpointslices",
+        Some("default"),
+        json!({
+            "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.1.1.1"], "conditions": {"ready": true}, "nodeName": "n2"}],
+        }),
+    )
+    .await;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let options = Options {
+        node: "n1".into(),
+        namespace: NS.into(),
+        excludes: vec!["*".into()],
+        dataplane: false,
+        membership: None,
+        fallback_after: Duration::from_secs(5),
+        schedule: Default::default(),
+        class: Default::default(),
+    };
+    let speaker = tokio::spawn(run::run(client.clone(), options, Metrics::new(), stop));
+
+    let mut router = Router::accept(&router_listener).await;
+    router.establish(90).await;
+    let first = router.updates(2, 0).await;
+    assert_eq!(first.announced, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        first.attributes[&3],
+        [127, 0, 0, 1],
+        "next hop: the session's address"
+    );
+    assert_eq!(
+        first.attributes[&8],
+        [0xfd, 0xe8, 0, 1],
+        "the advertisement's community"
+    );
+
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let gone = router.updates(0, 1).await;
+    assert_eq!(gone.withdrawn, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+
+    stop_tx.send_replace(true);
+    let notification = loop {
+        match router.next().await.expect("a NOTIFICATION before the close") {
+            (Message::Notification(n), _) => break n,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        (notification.code, notification.subcode),
+        (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)
+    );
+    assert_eq!(notification.communication(), Some("FerroLB speaker stopping"));
+    tokio::time::timeout(PATIENCE, speaker)
+        .await
+        .expect("the speaker stops")
+        .unwrap()
+        .expect("Ok");
+}
