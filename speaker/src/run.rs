@@ -58,6 +58,24 @@ pub struct Options {
     pub class: ClassPolicy,
 }
 
+impl Options {
+    /// A speaker that opens no gossip socket, no raw socket and no dataplane: liveness
+    /// from Node readiness, every interface excluded (for a node that only speaks BGP,
+    /// and for tests without root).
+    pub fn api_only(node: &str, namespace: &str) -> Self {
+        Self {
+            node: node.into(),
+            namespace: namespace.into(),
+            excludes: vec!["*".into()],
+            dataplane: false,
+            membership: None,
+            fallback_after: Duration::from_secs(5),
+            schedule: Schedule::default(),
+            class: ClassPolicy::default(),
+        }
+    }
+}
+
 /// Where the engine's actions go.
 struct Outputs {
     l2: L2,

@@ -18,25 +18,17 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn options() -> Options {
-    Options {
-        node: "n1".into(),
-        namespace: "ferrolb-system".into(),
-        excludes: vec!["*".into()],
-        dataplane: false,
-        membership: None,
-        fallback_after: Duration::from_secs(5),
-        schedule: Default::default(),
-        class: Default::default(),
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn run_returns_on_stop_while_the_api_is_unreachable() {
     let url = format!("http://127.0.0.1:{}", closed_port());
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let (stop_tx, stop) = watch::channel(false);
-    let speaker = tokio::spawn(run::run(client, options(), Metrics::new(), stop));
+    let speaker = tokio::spawn(run::run(
+        client,
+        Options::api_only("n1", "ferrolb-system"),
+        Metrics::new(),
+        stop,
+    ));
     // Long enough for every watch to have failed and be backing off.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!speaker.is_finished(), "the speaker gave up on its own");

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ferrolb_bgp::message::{Family, Message, Open};
+use ferrolb_bgp::message::{Family, Message, Notification, Open};
 use ferrolb_bgp::update::{Routes, read};
 use ferrolb_bgp::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,6 +47,16 @@ impl Router {
                 .expect("read");
             if n == 0 {
                 return None;
+            }
+        }
+    }
+
+    /// Reads on (past KEEPALIVEs and UPDATEs) to the speaker's NOTIFICATION.
+    pub async fn notification(&mut self) -> Notification {
+        loop {
+            if let (Message::Notification(n), _) = self.next().await.expect("a NOTIFICATION before the close")
+            {
+                return n;
             }
         }
     }
@@ -102,4 +112,17 @@ impl Router {
         }
         all
     }
+}
+
+/// Checks that `routes` announce exactly `prefix`, with the session's loopback address
+/// as next hop and the tests' community 65000:1.
+pub fn assert_announced(routes: &Routes, prefix: &str) {
+    let expected: ipnet::IpNet = prefix.parse().expect("a prefix");
+    assert_eq!(routes.announced, [expected]);
+    assert_eq!(
+        routes.attributes[&3],
+        [127, 0, 0, 1],
+        "NEXT_HOP: the session's local address"
+    );
+    assert_eq!(routes.attributes[&8], [0xfd, 0xe8, 0, 1], "community 65000:1");
 }

@@ -4,9 +4,8 @@
 //! the session with a Cease. No root: `--membership api`, no dataplane, no interfaces.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use ferrolb_bgp::message::{Message, cease, code};
+use ferrolb_bgp::message::{cease, code};
 use ferrolb_testserver::{TestServer, load_crds};
 use ipnet::IpNet;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -15,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::bgp::router::{PATIENCE, Router};
+use crate::bgp::router::{PATIENCE, Router, assert_announced};
 use crate::metrics::Metrics;
 use crate::run::{self, Options};
 
@@ -158,32 +157,13 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
     .await;
 
     let (stop_tx, stop) = watch::channel(false);
-    let options = Options {
-        node: "n1".into(),
-        namespace: NS.into(),
-        excludes: vec!["*".into()],
-        dataplane: false,
-        membership: None,
-        fallback_after: Duration::from_secs(5),
-        schedule: Default::default(),
-        class: Default::default(),
-    };
+    let options = Options::api_only("n1", NS);
     let speaker = tokio::spawn(run::run(client.clone(), options, Metrics::new(), stop));
 
     let mut router = Router::accept(&router_listener).await;
     router.establish(90).await;
     let first = router.updates(2, 0).await;
-    assert_eq!(first.announced, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
-    assert_eq!(
-        first.attributes[&3],
-        [127, 0, 0, 1],
-        "next hop: the session's address"
-    );
-    assert_eq!(
-        first.attributes[&8],
-        [0xfd, 0xe8, 0, 1],
-        "the advertisement's community"
-    );
+    assert_announced(&first, "10.77.0.200/32");
 
     services
         .delete("web", &DeleteParams::default())
@@ -193,12 +173,7 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
     assert_eq!(gone.withdrawn, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
 
     stop_tx.send_replace(true);
-    let notification = loop {
-        match router.next().await.expect("a NOTIFICATION before the close") {
-            (Message::Notification(n), _) => break n,
-            _ => continue,
-        }
-    };
+    let notification = router.notification().await;
     assert_eq!(
         (notification.code, notification.subcode),
         (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)

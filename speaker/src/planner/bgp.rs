@@ -109,6 +109,7 @@ mod tests {
     use ferrolb_crds::config;
 
     use super::*;
+    use crate::planner::tests::node;
     use crate::planner::{Endpoint, ServiceInfo};
 
     const NS: &str = "ferrolb-system";
@@ -146,19 +147,6 @@ mod tests {
                 .map(|(name, spec)| ("BGPAdvertisement", *name, *spec)),
         );
         config(&objects)
-    }
-
-    fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
-        NodeInfo {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ready: true,
-            network_unavailable: false,
-            unschedulable: false,
-        }
     }
 
     fn service(name: &str, ips: &[&str], local: bool, endpoints_on: &[&str]) -> ServiceInfo {

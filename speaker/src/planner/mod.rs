@@ -184,4 +184,4 @@ fn node_usable(node: &NodeInfo, live: &BTreeSet<String>) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

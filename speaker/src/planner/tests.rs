@@ -28,7 +28,8 @@ fn basic() -> Config {
     ])
 }
 
-fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
+/// A Ready node with `labels`.
+pub(super) fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
     NodeInfo {
         name: name.into(),
         labels: labels

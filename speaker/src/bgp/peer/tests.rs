@@ -7,14 +7,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_bgp::message::{Family, Message, Notification, cease, code};
+use ferrolb_bgp::message::{Family, Notification, cease, code};
 use ferrolb_bgp::session::{self, PeerAsn};
 use ferrolb_bgp::update::{Attributes, Community};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::bgp::router::{PATIENCE, Router};
+use crate::bgp::router::{PATIENCE, Router, assert_announced};
 
 fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
     PeerSpec {
@@ -67,13 +67,7 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
     let mut router = Router::accept(&listener).await;
     router.establish(90).await;
     let first = router.updates(2, 0).await;
-    assert_eq!(first.announced, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
-    assert_eq!(
-        first.attributes[&3],
-        [127, 0, 0, 1],
-        "NEXT_HOP: the session's local address"
-    );
-    assert_eq!(first.attributes[&8], [0xfd, 0xe8, 0, 1], "community 65000:1");
+    assert_announced(&first, "10.77.0.200/32");
     until(&mut peer.status, |s| {
         s.state == Some(State::Established) && s.advertised == 1
     })
@@ -90,9 +84,7 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
         subcode: cease::PEER_DECONFIGURED,
         reason: "BGPPeer deleted".into(),
     }));
-    let (Message::Notification(n), _) = router.next().await.expect("a NOTIFICATION") else {
-        panic!("not a NOTIFICATION")
-    };
+    let n = router.notification().await;
     assert_eq!((n.code, n.subcode), (code::CEASE, cease::PEER_DECONFIGURED));
     assert_eq!(router.next().await, None, "closed");
     stopping.await.unwrap();
@@ -105,12 +97,7 @@ async fn a_silent_router_is_dropped_at_the_hold_time_and_dialled_again() {
     let mut router = Router::accept(&listener).await;
     router.establish(3).await;
     // The router says nothing more; the speaker's keepalives arrive, then its verdict.
-    let verdict = loop {
-        match router.next().await.expect("messages until the verdict") {
-            (Message::Notification(n), _) => break n,
-            _ => continue,
-        }
-    };
+    let verdict = router.notification().await;
     assert_eq!(verdict, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
     until(&mut peer.status, |s| {
         s.last_down
@@ -134,12 +121,7 @@ async fn garbage_from_the_router_is_answered_with_a_notification() {
     let mut router = Router::accept(&listener).await;
     router.establish(90).await;
     router.stream.write_all(&[0u8; 19]).await.unwrap();
-    let verdict = loop {
-        match router.next().await.expect("messages until the verdict") {
-            (Message::Notification(n), _) => break n,
-            _ => continue,
-        }
-    };
+    let verdict = router.notification().await;
     assert_eq!(
         (verdict.code, verdict.subcode),
         (code::HEADER, 1),
