@@ -10,6 +10,7 @@ use ferrolb_bgp::message::Family;
 use ferrolb_bgp::session::{self, PeerAsn};
 use ferrolb_bgp::update::{Attributes, Community};
 use ferrolb_crds::config::{self, CommunityValue, PeerAddress};
+use ferrolb_crds::service::ServiceKey;
 use ipnet::IpNet;
 
 use super::View;
@@ -45,6 +46,8 @@ pub struct PeerIntent {
     pub spec: PeerSpec,
     /// The routes it should have from this node.
     pub wanted: Wanted,
+    /// The Services whose addresses those routes carry.
+    pub services: BTreeSet<ServiceKey>,
 }
 
 /// Every session this node keeps, by BGPPeer name.
@@ -83,11 +86,18 @@ pub fn intents(view: &View, me: &str) -> Intents {
                 (prefix, attributes)
             })
             .collect();
+        let services = plan
+            .services
+            .iter()
+            .filter(|(_, peers)| peers.contains(name))
+            .map(|(key, _)| (*key).clone())
+            .collect();
         out.insert(
             name.to_string(),
             PeerIntent {
                 spec,
                 wanted: Arc::new(wanted),
+                services,
             },
         );
     }

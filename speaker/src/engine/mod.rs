@@ -256,14 +256,15 @@ impl Engine {
             // the only live node.
             let eligible = plan_with(&BTreeSet::from([me.to_string()]));
             let owned = claim(me, &eligible, &self.links, excludes).owned;
-            self.rules = Some(steering::rules(
-                me,
-                &eligible,
-                &services,
+            let mut rules = steering::rules(me, &eligible, &services, &view.node_ips, &self.links, &owned);
+            // ...and every address this node announces by BGP (the routers send its
+            // traffic here).
+            let routed = self.bgp.values().flat_map(|intent| intent.services.iter());
+            rules.extend(steering::routed(
+                routed.filter_map(|key| services.get(key).copied()),
                 &view.node_ips,
-                &self.links,
-                &owned,
             ));
+            self.rules = Some(rules);
         }
         let mut announce = self.last.take(mine, me, &services, live.len());
         announce.steering = self

@@ -52,3 +52,26 @@ pub fn rules(
     }
     rules
 }
+
+/// The rules of Services whose addresses reach this node by routing (BGP): every port
+/// with a NodePort, to the node's address of the VIP's family.
+pub fn routed<'a>(services: impl Iterator<Item = &'a ServiceInfo>, node_ips: &[IpAddr]) -> BTreeSet<Steer> {
+    let mut rules = BTreeSet::new();
+    for service in services {
+        for vip in &service.ips {
+            let Some(node) = node_ips.iter().find(|n| n.is_ipv4() == vip.is_ipv4()) else {
+                continue;
+            };
+            for port in &service.ports {
+                rules.insert(Steer {
+                    protocol: port.protocol.clone(),
+                    vip: *vip,
+                    port: port.port,
+                    node: *node,
+                    node_port: port.node_port,
+                });
+            }
+        }
+    }
+    rules
+}
