@@ -29,16 +29,17 @@ fn skip() -> bool {
     false
 }
 
-/// BIRD's configuration: passive eBGP sessions to both nodes, every route imported and
-/// exported to the kernel with ECMP.
+/// BIRD's configuration: passive eBGP sessions (over IPv4, carrying both families) to
+/// both nodes, every route imported and exported to the kernel with ECMP.
 fn bird_conf(lab: &Lab) -> String {
     let router = &lab.net.host(CLIENT.0).v4;
     let mut conf = format!(
         "router id {router};\n\
          protocol device {{}}\n\
          protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}\n\
+         protocol kernel {{ ipv6 {{ export all; }}; merge paths on; }}\n\
          template bgp node {{ local as {ROUTER_ASN}; neighbor as {NODE_ASN}; passive on;\n  \
-           ipv4 {{ import all; export none; }};\n}}\n"
+           ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n"
     );
     for (name, _) in NODES {
         let ip = &lab.net.host(name).v4;
@@ -56,11 +57,13 @@ fn route(lab: &Lab, socket: &str, prefix: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether BIRD's route for `prefix` goes via exactly the nodes `via` (by address).
+/// Whether BIRD's route for `prefix` goes via exactly the nodes `via` (by their address
+/// of the prefix's family).
 fn via(lab: &Lab, socket: &str, prefix: &str, via: &[&str]) -> bool {
     let shown = route(lab, socket, prefix);
     NODES.iter().all(|(name, _)| {
-        let ip = &lab.net.host(name).v4;
+        let host = lab.net.host(name);
+        let ip = if prefix.contains(':') { &host.v6 } else { &host.v4 };
         shown.contains(&format!("via {ip} ")) == via.contains(name)
     })
 }
@@ -135,8 +138,9 @@ async fn bird_routes_a_service_to_both_nodes_and_follows_changes() {
     let nodes: Vec<&str> = NODES.iter().map(|(n, _)| *n).collect();
     lab.endpoints("web", &nodes).await.unwrap();
     lab.backends(port).unwrap();
-    let (v4, _) = lab.addresses("web").await.unwrap();
+    let (v4, v6) = lab.addresses("web").await.unwrap();
     let prefix = format!("{v4}/32");
+    let prefix6 = format!("{v6}/128");
 
     // Both nodes announce (Cluster policy, endpoints everywhere): ECMP at the router.
     until("BIRD routes the VIP via both nodes", 30, || {
@@ -145,6 +149,12 @@ async fn bird_routes_a_service_to_both_nodes_and_follows_changes() {
     .await
     .unwrap_or_else(|e| panic!("{e}: {}", route(&lab, &socket, &prefix)));
     eprintln!("BIRD's route:\n{}", route(&lab, &socket, &prefix));
+    // IPv6 over the same sessions (MP-BGP), the nodes' IPv6 addresses as next hops.
+    until("BIRD routes the IPv6 VIP via both nodes", 30, || {
+        via(&lab, &socket, &prefix6, &["n1", "n2"]).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", route(&lab, &socket, &prefix6)));
     // The client reaches a backend through the router's route (the node steers the VIP
     // to its NodePort).
     let answer = until("curl through the BGP route", 20, || {
