@@ -10,6 +10,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use ferrolb_bgp::session::State;
+use tokio::sync::watch;
+
+use crate::bgp::peer::PeerStatus;
 use crate::l2::L2;
 use crate::l2::membership::Counters as GossipCounters;
 
@@ -25,6 +29,9 @@ pub struct Metrics {
     gossip_packets: Family<Labels, Counter>,
     gossip_bytes: Counter,
     announcer_changes: Counter,
+    bgp_up: Family<Labels, Gauge>,
+    bgp_prefixes: Family<Labels, Gauge>,
+    bgp_updates: Family<Labels, Counter>,
     sources: std::sync::Mutex<Sources>,
     /// Readiness: true once the first plan is applied.
     pub ready: AtomicBool,
@@ -34,6 +41,8 @@ pub struct Metrics {
 struct Sources {
     l2: Option<L2>,
     gossip: Option<Arc<GossipCounters>>,
+    /// BGP sessions by their `peer` label (the peer's address).
+    bgp: std::collections::BTreeMap<String, watch::Receiver<PeerStatus>>,
 }
 
 impl Metrics {
@@ -47,6 +56,24 @@ impl Metrics {
         let gossip_packets = Family::<Labels, Counter>::default();
         let gossip_bytes = Counter::default();
         let announcer_changes = Counter::default();
+        let bgp_up = Family::<Labels, Gauge>::default();
+        let bgp_prefixes = Family::<Labels, Gauge>::default();
+        let bgp_updates = Family::<Labels, Counter>::default();
+        registry.register(
+            "bgp_session_up",
+            "1 while the BGP session to a peer is Established (MetalLB's metallb_bgp_session_up)",
+            bgp_up.clone(),
+        );
+        registry.register(
+            "bgp_announced_prefixes",
+            "Prefixes a peer has from this node",
+            bgp_prefixes.clone(),
+        );
+        registry.register(
+            "bgp_updates",
+            "BGP UPDATE messages sent to a peer",
+            bgp_updates.clone(),
+        );
         registry.register(
             "announced_addresses",
             "Addresses this node announces, by family",
@@ -87,6 +114,9 @@ impl Metrics {
             gossip_packets,
             gossip_bytes,
             announcer_changes,
+            bgp_up,
+            bgp_prefixes,
+            bgp_updates,
             sources: Default::default(),
             ready: AtomicBool::new(false),
         })
@@ -97,6 +127,23 @@ impl Metrics {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         sources.l2 = Some(l2);
         sources.gossip = gossip;
+    }
+
+    /// Follows a BGP session's status under the label `peer`; `None` forgets it.
+    pub fn bgp_session(&self, peer: &str, status: Option<watch::Receiver<PeerStatus>>) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        match status {
+            Some(rx) => {
+                sources.bgp.insert(peer.to_string(), rx);
+            }
+            None => {
+                sources.bgp.remove(peer);
+                let labels = vec![("peer".to_string(), peer.to_string())];
+                self.bgp_up.remove(&labels);
+                self.bgp_prefixes.remove(&labels);
+                self.bgp_updates.remove(&labels);
+            }
+        }
     }
 
     /// Records the current plan's size and membership.
@@ -151,6 +198,15 @@ impl ferrolb_process::Exporter for Metrics {
             }
             catch_up(&self.gossip_bytes, load(&g.sent_bytes));
             catch_up(&self.member_failures, load(&g.failures));
+        }
+        for (peer, status) in &sources.bgp {
+            let labels = vec![("peer".to_string(), peer.clone())];
+            let s = status.borrow();
+            self.bgp_up
+                .get_or_create(&labels)
+                .set(i64::from(s.state == Some(State::Established)));
+            self.bgp_prefixes.get_or_create(&labels).set(s.advertised as i64);
+            catch_up(&self.bgp_updates.get_or_create(&labels), s.updates);
         }
         drop(sources);
         let mut text = String::new();

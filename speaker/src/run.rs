@@ -117,7 +117,7 @@ pub async fn run(
     };
     let mut out = Outputs {
         l2,
-        bgp: Peers::default(),
+        bgp: Peers::new(metrics.clone()),
         steering,
         statuses,
         events,
@@ -214,7 +214,7 @@ async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::R
     }
     // A Cease makes the routers drop this node's routes now (graceful restart, which
     // would keep them through a restart, is not negotiated yet).
-    let bgp = std::mem::take(&mut out.bgp);
+    let bgp = std::mem::replace(&mut out.bgp, Peers::new(out.metrics.clone()));
     bgp.stop(Stop::Cease {
         subcode: cease::ADMINISTRATIVE_SHUTDOWN,
         reason: "FerroLB speaker stopping".into(),

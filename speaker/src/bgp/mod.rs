@@ -9,20 +9,30 @@ mod router;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ferrolb_bgp::message::cease;
 use ferrolb_bgp::session::Stop;
 
 use crate::engine::{Intents, PeerSpec};
+use crate::metrics::Metrics;
 use peer::Peer;
 
 /// The running sessions, by BGPPeer name.
-#[derive(Default)]
 pub struct Peers {
     running: BTreeMap<String, (PeerSpec, Peer)>,
+    metrics: Arc<Metrics>,
 }
 
 impl Peers {
+    /// No sessions yet; each one started is followed by `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            running: BTreeMap::new(),
+            metrics,
+        }
+    }
+
     /// Makes the running sessions those of `intents`: stops the ones gone (Cease, peer
     /// de-configured) or changed (Cease, administrative reset, then started again),
     /// starts the new ones, and hands every session its routes.
@@ -38,7 +48,8 @@ impl Peers {
                 ),
             };
             tracing::info!(peer = %name, reason, "stopping BGP session");
-            if let Some((_, peer)) = self.running.remove(&name) {
+            if let Some((spec, peer)) = self.running.remove(&name) {
+                self.metrics.bgp_session(&spec.address.to_string(), None);
                 peer.stop(Stop::Cease {
                     subcode,
                     reason: reason.into(),
@@ -58,6 +69,8 @@ impl Peers {
                 None => {
                     tracing::info!(peer = %name, address = %intent.spec.address, "starting BGP session");
                     let peer = Peer::start(intent.spec.clone(), intent.wanted);
+                    let label = intent.spec.address.to_string();
+                    self.metrics.bgp_session(&label, Some(peer.status.clone()));
                     self.running.insert(name, (intent.spec, peer));
                 }
             }
@@ -66,8 +79,9 @@ impl Peers {
 
     /// Stops every session as `how` says.
     pub async fn stop(self, how: Stop) {
-        for (_, (_, peer)) in self.running {
+        for (_, (spec, peer)) in self.running {
             peer.stop(how.clone()).await;
+            self.metrics.bgp_session(&spec.address.to_string(), None);
         }
     }
 }

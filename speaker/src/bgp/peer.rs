@@ -30,6 +30,8 @@ pub struct PeerStatus {
     pub last_down: Option<Down>,
     /// Prefixes the peer has from us.
     pub advertised: usize,
+    /// UPDATE messages sent, since the start.
+    pub updates: u64,
 }
 
 /// A running peer task.
@@ -165,13 +167,10 @@ async fn run(
                             }
                         }
                     }
-                    if let Some(c) = &mut conn {
-                        for bytes in to_send {
-                            if c.stream.write_all(&bytes).await.is_err() {
-                                inputs.push(Input::Closed);
-                                break;
-                            }
-                        }
+                    if let Some(c) = &mut conn
+                        && let Err(()) = write(c, &to_send, &status).await
+                    {
+                        inputs.push(Input::Closed);
                     }
                 }
             }
@@ -219,17 +218,30 @@ async fn run(
             Event::Wanted => {
                 if let (Some(t), Some(c)) = (&up, &mut conn) {
                     let set = wanted.borrow_and_update().clone();
-                    for bytes in rib.sync(&set, t) {
-                        if c.stream.write_all(&bytes).await.is_err() {
-                            inputs.push(Input::Closed);
-                            break;
-                        }
+                    if let Err(()) = write(c, &rib.sync(&set, t), &status).await {
+                        inputs.push(Input::Closed);
                     }
                 }
             }
             Event::Tick => inputs.push(Input::Tick),
         }
     }
+}
+
+/// Writes `messages` in order, counting the UPDATEs in `status`; `Err` when the
+/// connection broke.
+async fn write(
+    c: &mut Connection,
+    messages: &[Vec<u8>],
+    status: &watch::Sender<PeerStatus>,
+) -> Result<(), ()> {
+    for bytes in messages {
+        c.stream.write_all(bytes).await.map_err(|_| ())?;
+        if bytes.get(18) == Some(&2) {
+            status.send_modify(|s| s.updates += 1);
+        }
+    }
+    Ok(())
 }
 
 /// What woke the peer task.

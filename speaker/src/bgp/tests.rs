@@ -158,12 +158,25 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
 
     let (stop_tx, stop) = watch::channel(false);
     let options = Options::api_only("n1", NS);
-    let speaker = tokio::spawn(run::run(client.clone(), options, Metrics::new(), stop));
+    let metrics = Metrics::new();
+    let speaker = tokio::spawn(run::run(client.clone(), options, metrics.clone(), stop));
 
     let mut router = Router::accept(&router_listener).await;
     router.establish(90).await;
     let first = router.updates(2, 0).await;
     assert_announced(&first, "10.77.0.200/32");
+
+    // The session in the metrics, with MetalLB's name for "is it up".
+    let peer = format!("peer=\"127.0.0.1:{port}\"");
+    let scrape = || ferrolb_process::Exporter::render(&*metrics);
+    let text = scrape();
+    for line in [
+        format!("ferrolb_speaker_bgp_session_up{{{peer}}} 1"),
+        format!("ferrolb_speaker_bgp_announced_prefixes{{{peer}}} 1"),
+        format!("ferrolb_speaker_bgp_updates_total{{{peer}}} "),
+    ] {
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
 
     services
         .delete("web", &DeleteParams::default())
@@ -184,4 +197,8 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
         .expect("the speaker stops")
         .unwrap()
         .expect("Ok");
+    assert!(
+        !scrape().contains("bgp_session_up{"),
+        "a stopped session leaves the metrics"
+    );
 }
