@@ -53,11 +53,15 @@ pub struct PeerIntent {
 /// Every session this node keeps, by BGPPeer name.
 pub type Intents = BTreeMap<String, PeerIntent>;
 
-/// The sessions and routes of node `me` in `view`; peers it cannot run are logged and
-/// left out.
-pub fn intents(view: &View, me: &str) -> Intents {
+/// What this speaker cannot do for a peer, by BGPPeer name: the field and what follows.
+pub type Limits = BTreeMap<String, &'static str>;
+
+/// The sessions and routes of node `me` in `view`, and what it cannot do for some peers
+/// (those it cannot run at all are left out).
+pub fn intents(view: &View, me: &str) -> (Intents, Limits) {
+    let mut limits = Limits::new();
     let Some(node) = view.nodes.iter().find(|n| n.name == me) else {
-        return Intents::new();
+        return (Intents::new(), limits);
     };
     let plan = planner::bgp::plan(&view.config, &view.services, node);
     let node_v4 = view.node_ips.iter().find_map(|ip| match ip {
@@ -73,8 +77,17 @@ pub fn intents(view: &View, me: &str) -> Intents {
         let Some(peer) = view.config.peers.get(name) else {
             continue;
         };
-        let Some(spec) = spec(peer, node_v4, node_v6) else {
-            continue;
+        let spec = match spec(peer, node_v4, node_v6) {
+            Ok((spec, limit)) => {
+                if let Some(limit) = limit {
+                    limits.insert(name.to_string(), limit);
+                }
+                spec
+            }
+            Err(limit) => {
+                limits.insert(name.to_string(), limit);
+                continue;
+            }
         };
         let wanted = routes
             .into_iter()
@@ -101,7 +114,7 @@ pub fn intents(view: &View, me: &str) -> Intents {
             },
         );
     }
-    out
+    (out, limits)
 }
 
 fn community(value: &CommunityValue) -> Community {
@@ -111,30 +124,32 @@ fn community(value: &CommunityValue) -> Community {
     }
 }
 
-/// The session of `peer` from a node with these addresses; `None` (logged) for what this
-/// speaker cannot run yet.
-fn spec(peer: &config::Peer, node_v4: Option<Ipv4Addr>, node_v6: Option<Ipv6Addr>) -> Option<PeerSpec> {
+/// The session of `peer` from a node with these addresses, with what it lacks; `Err`
+/// for a peer this speaker cannot run yet, saying why.
+fn spec(
+    peer: &config::Peer,
+    node_v4: Option<Ipv4Addr>,
+    node_v6: Option<Ipv6Addr>,
+) -> Result<(PeerSpec, Option<&'static str>), &'static str> {
     let PeerAddress::Ip(ip) = &peer.address else {
-        tracing::warn!(peer = %peer.name, "unnumbered BGP sessions (spec.interface) are not supported: peer skipped");
-        return None;
+        return Err("unnumbered sessions (spec.interface) are not supported: peer skipped");
     };
     if peer.vrf.is_some() {
-        tracing::warn!(peer = %peer.name, "BGP sessions in a VRF (spec.vrf) are not supported: peer skipped");
-        return None;
+        return Err("sessions in a VRF (spec.vrf) are not supported: peer skipped");
     }
-    if peer.password.is_some() {
-        tracing::warn!(peer = %peer.name, "TCP MD5 (spec.password) is not supported yet: the session runs without it");
-    }
+    let limit = peer
+        .password
+        .is_some()
+        .then_some("TCP MD5 (spec.password) is not supported yet: the session runs without it");
     let Some(router_id) = peer.router_id.or(node_v4) else {
-        tracing::warn!(peer = %peer.name, "no routerID and no IPv4 InternalIP on the node: peer skipped");
-        return None;
+        return Err("no spec.routerID and no IPv4 InternalIP on the node: peer skipped");
     };
     let peer_asn = match peer.peer_asn {
         config::PeerAsn::Fixed(asn) => PeerAsn::Fixed(asn),
         config::PeerAsn::Internal => PeerAsn::Internal,
         config::PeerAsn::External => PeerAsn::External,
     };
-    Some(PeerSpec {
+    let spec = PeerSpec {
         address: SocketAddr::new(*ip, peer.port),
         source: peer.source_address,
         multihop: peer.ebgp_multi_hop,
@@ -150,5 +165,6 @@ fn spec(peer: &config::Peer, node_v4: Option<Ipv4Addr>, node_v6: Option<Ipv6Addr
             connect_timeout: CONNECT_TIMEOUT,
             families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
         },
-    })
+    };
+    Ok((spec, limit))
 }

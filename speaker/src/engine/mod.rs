@@ -149,6 +149,8 @@ pub struct Engine {
     seeds: Vec<SocketAddr>,
     rules: Option<BTreeSet<Steer>>,
     bgp: Intents,
+    /// What was logged about peers this speaker cannot fully serve.
+    bgp_limits: bgp::Limits,
     last: Last,
 }
 
@@ -168,6 +170,7 @@ impl Engine {
             seeds: Vec::new(),
             rules: None,
             bgp: Intents::new(),
+            bgp_limits: bgp::Limits::new(),
             last: Last::default(),
         }
     }
@@ -211,7 +214,12 @@ impl Engine {
         let me = self.settings.node.as_str();
         // BGP needs no liveness view: each node decides from its own Node.
         if view_changed {
-            let intents = bgp::intents(view, me);
+            let (intents, limits) = bgp::intents(view, me);
+            // Said once per change, not at every API event.
+            for (peer, limit) in limits.iter().filter(|(p, l)| self.bgp_limits.get(*p) != Some(*l)) {
+                tracing::warn!(%peer, "BGPPeer: {limit}");
+            }
+            self.bgp_limits = limits;
             if intents != self.bgp {
                 self.bgp = intents.clone();
                 actions.bgp = Some(intents);

@@ -486,3 +486,25 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
     // The peer gone: no sessions.
     assert_eq!(e.step(with_view(view()), t0).bgp, Some(Intents::new()));
 }
+
+#[test]
+fn peers_this_speaker_cannot_fully_serve_are_named_with_why() {
+    let text = format!(
+        "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: md5, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.253, password: secret}}\n\
+         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: red, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.252, vrf: red}}\n"
+    );
+    let outcome = config::build(NS, &config::parse_manifests(&text).unwrap());
+    assert!(outcome.issues.is_empty(), "{:?}", outcome.issues);
+    let v = View {
+        config: outcome.config,
+        ..view()
+    };
+    let (intents, limits) = super::bgp::intents(&v, "me");
+    assert_eq!(
+        intents.keys().collect::<Vec<_>>(),
+        ["md5"],
+        "the VRF peer is skipped"
+    );
+    assert!(limits["md5"].contains("spec.password"), "{}", limits["md5"]);
+    assert!(limits["red"].contains("spec.vrf"), "{}", limits["red"]);
+}
