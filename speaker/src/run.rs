@@ -145,11 +145,11 @@ pub async fn run(
     loop {
         // Each source is read only when it changed: the stores only change with the
         // API, and reading them is the costly part of a step.
-        if woke == Woke::Api {
-            engine.release_view();
-        }
         let changes = Changes {
-            view: (woke == Woke::Api).then(|| stores.view(&namespace, &node, gossip_at)),
+            view: (woke == Woke::Api).then(|| {
+                engine.release_view();
+                stores.view(&namespace, &node, gossip_at)
+            }),
             links: (woke == Woke::Links || links.has_changed().unwrap_or(false))
                 .then(|| links.borrow_and_update().clone()),
             live: live

@@ -62,9 +62,20 @@ impl Peer {
     /// Stops the session as `how` says and waits for the task to end.
     pub async fn stop(self, how: Stop) {
         let _ = self.stop.send(how).await;
-        let _ = self.task.await;
+        // A task stuck writing to a router that stopped reading must not hold up the
+        // speaker: it is given a moment, then aborted (the connection closes with it).
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+            tracing::warn!("BGP session task did not stop in time: aborted");
+            task.abort();
+        }
     }
 }
+
+/// How long a stopping session task may take before it is aborted.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long one message may take to write before the connection counts as broken.
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The connection and what has been read of it.
 struct Connection {
@@ -236,7 +247,12 @@ async fn write(
     status: &watch::Sender<PeerStatus>,
 ) -> Result<(), ()> {
     for bytes in messages {
-        c.stream.write_all(bytes).await.map_err(|_| ())?;
+        // A router that stops reading is a broken connection, not a reason to stop
+        // keeping time (the hold timer runs only between writes).
+        match tokio::time::timeout(WRITE_WAIT, c.stream.write_all(bytes)).await {
+            Ok(Ok(())) => {}
+            _ => return Err(()),
+        }
         if bytes.get(18) == Some(&2) {
             status.send_modify(|s| s.updates += 1);
         }

@@ -16,6 +16,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::config::Config;
@@ -96,7 +97,7 @@ pub struct Announce {
     pub owned: Owned,
     /// The steering rules (with the dataplane on): for every address this node may have
     /// to take over, so a takeover waits for no nft run.
-    pub steering: Option<BTreeSet<Steer>>,
+    pub steering: Option<Arc<BTreeSet<Steer>>>,
     /// Announce every owned address again (a member came back: it may have announced
     /// ours while cut off).
     pub reannounce: bool,
@@ -147,7 +148,8 @@ pub struct Engine {
     isolation: Isolation,
     fallback: bool,
     seeds: Vec<SocketAddr>,
-    rules: Option<BTreeSet<Steer>>,
+    /// Shared with the shell: a takeover hands it over without copying every rule.
+    rules: Option<Arc<BTreeSet<Steer>>>,
     bgp: Intents,
     /// What was logged about peers this speaker cannot fully serve.
     bgp_limits: bgp::Limits,
@@ -272,7 +274,7 @@ impl Engine {
                 routed.filter_map(|key| services.get(key).copied()),
                 &view.node_ips,
             ));
-            self.rules = Some(rules);
+            self.rules = Some(Arc::new(rules));
         }
         let mut announce = self.last.take(mine, me, &services, live.len());
         announce.steering = self
