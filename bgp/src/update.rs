@@ -69,7 +69,8 @@ const OPTIONAL: u8 = 0x80;
 const EXTENDED_LENGTH: u8 = 0x10;
 const AS_SEQUENCE: u8 = 2;
 
-fn family_of(net: &IpNet) -> Family {
+/// The family of a prefix.
+pub fn family_of(net: &IpNet) -> Family {
     match net {
         IpNet::V4(_) => Family::Ipv4Unicast,
         IpNet::V6(_) => Family::Ipv6Unicast,

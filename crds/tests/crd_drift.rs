@@ -52,6 +52,7 @@ fn crds_carry_printer_columns_and_cel_rules() {
             "Community",
             "ServiceL2Status",
             "ServiceBGPStatus",
+            "BGPSessionState",
         ];
         if wants_cel.contains(&kind.as_str()) {
             assert!(

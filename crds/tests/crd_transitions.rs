@@ -39,3 +39,22 @@ fn announcement_records_keep_their_identity() {
         assert!(err.contains("node is immutable"), "{kind}: {err}");
     }
 }
+
+#[test]
+fn session_states_keep_their_node_and_peer() {
+    let old = json!({
+        "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPSessionState",
+        "metadata": {"name": "n1.router", "namespace": support::NS},
+        "spec": {},
+        "status": {"node": "n1", "peer": "router", "bgpStatus": "Active"}
+    });
+    let mut new = old.clone();
+    new["status"]["bgpStatus"] = json!("Established");
+    assert!(
+        cel_check_update("BGPSessionState", &new, &old).is_ok(),
+        "the state may change"
+    );
+    new["status"]["peer"] = json!("other");
+    let err = cel_check_update("BGPSessionState", &new, &old).unwrap_err();
+    assert!(err.contains("peer is immutable"), "{err}");
+}

@@ -10,10 +10,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use ferrolb_bgp::message::code;
 use ferrolb_bgp::session::State;
 use tokio::sync::watch;
 
-use crate::bgp::peer::PeerStatus;
+use crate::bgp::report::Reports;
 use crate::l2::L2;
 use crate::l2::membership::Counters as GossipCounters;
 
@@ -32,6 +33,8 @@ pub struct Metrics {
     bgp_up: Family<Labels, Gauge>,
     bgp_prefixes: Family<Labels, Gauge>,
     bgp_updates: Family<Labels, Counter>,
+    bgp_notifications_sent: Family<Labels, Counter>,
+    bgp_notifications_received: Family<Labels, Counter>,
     sources: std::sync::Mutex<Sources>,
     /// Readiness: true once the first plan is applied.
     pub ready: AtomicBool,
@@ -41,8 +44,10 @@ pub struct Metrics {
 struct Sources {
     l2: Option<L2>,
     gossip: Option<Arc<GossipCounters>>,
-    /// BGP sessions by their `peer` label (the peer's address).
-    bgp: std::collections::BTreeMap<String, watch::Receiver<PeerStatus>>,
+    /// The BGP sessions' reports.
+    bgp: Option<watch::Receiver<Reports>>,
+    /// The `peer` labels of the last scrape (a peer gone takes its series with it).
+    bgp_labels: std::collections::BTreeSet<String>,
 }
 
 impl Metrics {
@@ -59,6 +64,18 @@ impl Metrics {
         let bgp_up = Family::<Labels, Gauge>::default();
         let bgp_prefixes = Family::<Labels, Gauge>::default();
         let bgp_updates = Family::<Labels, Counter>::default();
+        let bgp_notifications_sent = Family::<Labels, Counter>::default();
+        let bgp_notifications_received = Family::<Labels, Counter>::default();
+        registry.register(
+            "bgp_notifications_sent",
+            "BGP NOTIFICATIONs sent to a peer, by error code",
+            bgp_notifications_sent.clone(),
+        );
+        registry.register(
+            "bgp_notifications_received",
+            "BGP NOTIFICATIONs received from a peer, by error code",
+            bgp_notifications_received.clone(),
+        );
         registry.register(
             "bgp_session_up",
             "1 while the BGP session to a peer is Established (MetalLB's metallb_bgp_session_up)",
@@ -117,6 +134,8 @@ impl Metrics {
             bgp_up,
             bgp_prefixes,
             bgp_updates,
+            bgp_notifications_sent,
+            bgp_notifications_received,
             sources: Default::default(),
             ready: AtomicBool::new(false),
         })
@@ -129,21 +148,10 @@ impl Metrics {
         sources.gossip = gossip;
     }
 
-    /// Follows a BGP session's status under the label `peer`; `None` forgets it.
-    pub fn bgp_session(&self, peer: &str, status: Option<watch::Receiver<PeerStatus>>) {
+    /// Where the scrape reads the BGP sessions from.
+    pub fn attach_bgp(&self, reports: watch::Receiver<Reports>) {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        match status {
-            Some(rx) => {
-                sources.bgp.insert(peer.to_string(), rx);
-            }
-            None => {
-                sources.bgp.remove(peer);
-                let labels = vec![("peer".to_string(), peer.to_string())];
-                self.bgp_up.remove(&labels);
-                self.bgp_prefixes.remove(&labels);
-                self.bgp_updates.remove(&labels);
-            }
-        }
+        sources.bgp = Some(reports);
     }
 
     /// Records the current plan's size and membership.
@@ -164,7 +172,7 @@ impl ferrolb_process::Exporter for Metrics {
     }
 
     fn render(&self) -> String {
-        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l2) = &sources.l2 {
             let (c, send_errors) = l2.counters();
             for (kind, value) in [
@@ -199,14 +207,45 @@ impl ferrolb_process::Exporter for Metrics {
             catch_up(&self.gossip_bytes, load(&g.sent_bytes));
             catch_up(&self.member_failures, load(&g.failures));
         }
-        for (peer, status) in &sources.bgp {
-            let labels = vec![("peer".to_string(), peer.clone())];
-            let s = status.borrow();
-            self.bgp_up
-                .get_or_create(&labels)
-                .set(i64::from(s.state == Some(State::Established)));
-            self.bgp_prefixes.get_or_create(&labels).set(s.advertised as i64);
-            catch_up(&self.bgp_updates.get_or_create(&labels), s.updates);
+        if let Some(reports) = sources.bgp.clone() {
+            let reports = reports.borrow();
+            let mut labels_now = std::collections::BTreeSet::new();
+            for report in reports.values() {
+                let Some(s) = &report.status else { continue };
+                let labels = vec![("peer".to_string(), report.address.clone())];
+                self.bgp_up
+                    .get_or_create(&labels)
+                    .set(i64::from(s.state == Some(State::Established)));
+                self.bgp_prefixes
+                    .get_or_create(&labels)
+                    .set(s.advertised_total() as i64);
+                catch_up(&self.bgp_updates.get_or_create(&labels), s.updates);
+                for (family, counts) in [
+                    (&self.bgp_notifications_sent, &s.notifications_sent),
+                    (&self.bgp_notifications_received, &s.notifications_received),
+                ] {
+                    for (code, n) in counts {
+                        let mut labels = labels.clone();
+                        labels.push(("code".into(), code_name(*code).into()));
+                        catch_up(&family.get_or_create(&labels), *n);
+                    }
+                }
+                labels_now.insert(report.address.clone());
+            }
+            drop(reports);
+            for gone in sources.bgp_labels.difference(&labels_now) {
+                let labels = vec![("peer".to_string(), gone.clone())];
+                self.bgp_up.remove(&labels);
+                self.bgp_prefixes.remove(&labels);
+                self.bgp_updates.remove(&labels);
+                for code in 0..=7 {
+                    let mut labels = labels.clone();
+                    labels.push(("code".into(), code_name(code).into()));
+                    self.bgp_notifications_sent.remove(&labels);
+                    self.bgp_notifications_received.remove(&labels);
+                }
+            }
+            sources.bgp_labels = labels_now;
         }
         drop(sources);
         let mut text = String::new();
@@ -220,5 +259,19 @@ fn catch_up(counter: &Counter, total: u64) {
     let now = counter.get();
     if total > now {
         counter.inc_by(total - now);
+    }
+}
+
+/// The `code` label of a NOTIFICATION error code.
+fn code_name(c: u8) -> &'static str {
+    match c {
+        code::HEADER => "message_header",
+        code::OPEN => "open",
+        code::UPDATE => "update",
+        code::HOLD_TIMER_EXPIRED => "hold_timer_expired",
+        code::FSM => "fsm",
+        code::CEASE => "cease",
+        7 => "route_refresh",
+        _ => "other",
     }
 }

@@ -9,7 +9,8 @@
 //!      ┌──────────────────────────────────────────────────────────────────────────────┘
 //!      ├─► gossip seeds           ├─► nftables + lo (wide, then narrow)
 //!      ├─► L2 (ARP/NDP)           ├─► ServiceL2Status writer (task)
-//!      ├─► BGP sessions (a task per peer: bgp::Peers)
+//!      ├─► BGP sessions (a task per peer: bgp::Peers) ─► reports ─┬─► BGPSessionState writer
+//!      │                          ├─► ServiceBGPStatus writer     └─► metrics (at scrape)
 //!      └─► metrics                └─► Event writer (task)
 //! ```
 //!
@@ -26,10 +27,13 @@ use ferrolb_crds::service::{ClassPolicy, ServiceEvent};
 use kube::Client;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::api::status::{self, Desired};
+use ferrolb_crds::api::{BGPSessionState, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status};
+
+use crate::api::status::{self, Desired, Record};
 use crate::api::stores::Stores;
 use crate::api::watch::Listed;
 use crate::bgp::Peers;
+use crate::bgp::report::{self, Reports};
 use crate::engine::{Announce, Changes, Engine, Settings};
 use crate::host::links::Links;
 use crate::host::steering::Steering;
@@ -81,7 +85,8 @@ struct Outputs {
     l2: L2,
     bgp: Peers,
     steering: Option<Steering>,
-    statuses: watch::Sender<Arc<Desired>>,
+    statuses: watch::Sender<Arc<Desired<<ServiceL2Status as Record>::Status>>>,
+    bgp_statuses: watch::Sender<Arc<Desired<ServiceBGPStatusStatus>>>,
     events: mpsc::Sender<ServiceEvent>,
     metrics: Arc<Metrics>,
 }
@@ -99,16 +104,39 @@ pub async fn run(
     let gossip = options.membership.as_ref();
     let l2 = L2::start(options.schedule);
     metrics.attach(l2.clone(), gossip.map(|m| m.counters.clone()));
-    let (statuses, status_rx) = watch::channel(Arc::new(Desired::new()));
     let node = options.node.clone();
     let namespace = options.namespace.clone();
-    tokio::spawn(status::write_statuses(
-        client.clone(),
-        namespace.clone(),
-        node.clone(),
-        status_rx,
+    let writer = |kind| (client.clone(), namespace.clone(), node.clone(), kind);
+    let (statuses, rx) = watch::channel(Arc::new(Desired::new()));
+    let (c, ns, n, _) = writer("l2");
+    tokio::spawn(status::write_records::<ServiceL2Status>(
+        c,
+        ns,
+        n,
+        rx,
         status::RESYNC,
     ));
+    let (bgp_statuses, rx) = watch::channel(Arc::new(Desired::new()));
+    let (c, ns, n, _) = writer("bgp");
+    tokio::spawn(status::write_records::<ServiceBGPStatus>(
+        c,
+        ns,
+        n,
+        rx,
+        status::RESYNC,
+    ));
+    let (reports, reports_rx) = watch::channel(Reports::new());
+    metrics.attach_bgp(reports_rx.clone());
+    let (sessions, rx) = watch::channel(Arc::new(Desired::new()));
+    let (c, ns, n, _) = writer("sessions");
+    tokio::spawn(status::write_records::<BGPSessionState>(
+        c,
+        ns,
+        n,
+        rx,
+        status::RESYNC,
+    ));
+    tokio::spawn(session_states(node.clone(), reports_rx, sessions));
     let (events, event_rx) = mpsc::channel(1024);
     tokio::spawn(status::write_events(client.clone(), node.clone(), event_rx));
     let steering = match options.dataplane {
@@ -117,9 +145,10 @@ pub async fn run(
     };
     let mut out = Outputs {
         l2,
-        bgp: Peers::new(metrics.clone()),
+        bgp: Peers::new(reports),
         steering,
         statuses,
+        bgp_statuses,
         events,
         metrics,
     };
@@ -161,8 +190,10 @@ pub async fn run(
         if let (Some(m), Some(seeds)) = (gossip, actions.seeds) {
             m.seeds(seeds).await;
         }
-        if let Some(intents) = actions.bgp {
-            out.bgp.apply(intents).await;
+        if let Some(bgp) = actions.bgp {
+            out.bgp.apply(bgp.intents, &bgp.limits).await;
+            out.bgp_statuses.send_replace(Arc::new(bgp.statuses));
+            out.record(bgp.events);
         }
         if let Some(announce) = actions.announce {
             out.carry_out(announce, engine.links()).await;
@@ -192,11 +223,7 @@ impl Outputs {
         if let Some(desired) = announce.statuses {
             self.statuses.send_replace(Arc::new(desired));
         }
-        for event in announce.events {
-            if let Err(err) = self.events.try_send(event) {
-                tracing::debug!(service = %err.into_inner().key, "event queue full: Event dropped");
-            }
-        }
+        self.record(announce.events);
         let f = announce.figures;
         self.metrics.set_plan(f.v4, f.v6, f.members, f.changes);
         if let Some(s) = &mut self.steering {
@@ -207,6 +234,29 @@ impl Outputs {
     }
 }
 
+impl Outputs {
+    fn record(&self, events: Vec<ServiceEvent>) {
+        for event in events {
+            if let Err(err) = self.events.try_send(event) {
+                tracing::debug!(service = %err.into_inner().key, "event queue full: Event dropped");
+            }
+        }
+    }
+}
+
+/// Turns the BGP sessions' reports into the node's BGPSessionState records, whenever
+/// they change.
+async fn session_states(
+    node: String,
+    mut reports: watch::Receiver<Reports>,
+    records: watch::Sender<Arc<Desired<<BGPSessionState as Record>::Status>>>,
+) {
+    while reports.changed().await.is_ok() {
+        let desired = report::states(&node, &reports.borrow_and_update());
+        records.send_replace(Arc::new(desired));
+    }
+}
+
 /// Leaves the gossip, ends the BGP sessions, stops answering and removes the steering.
 async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::Result<()> {
     if let Some(m) = membership {
@@ -214,7 +264,8 @@ async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::R
     }
     // A Cease makes the routers drop this node's routes now (graceful restart, which
     // would keep them through a restart, is not negotiated yet).
-    let bgp = std::mem::replace(&mut out.bgp, Peers::new(out.metrics.clone()));
+    let (reports, _) = watch::channel(Reports::new());
+    let bgp = std::mem::replace(&mut out.bgp, Peers::new(reports));
     bgp.stop(Stop::Cease {
         subcode: cease::ADMINISTRATIVE_SHUTDOWN,
         reason: "FerroLB speaker stopping".into(),

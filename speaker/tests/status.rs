@@ -32,9 +32,15 @@ async fn cluster() -> (Cluster, kube::Client) {
 }
 
 /// A status writer for `node` with a 1 s resync; send it desired sets.
-fn writer(client: &kube::Client, node: &str) -> (watch::Sender<Arc<Desired>>, tokio::task::JoinHandle<()>) {
+fn writer(
+    client: &kube::Client,
+    node: &str,
+) -> (
+    watch::Sender<Arc<Desired<ServiceL2StatusStatus>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = watch::channel(Arc::new(Desired::new()));
-    let task = tokio::spawn(status::write_statuses(
+    let task = tokio::spawn(status::write_records::<ServiceL2Status>(
         client.clone(),
         NS.into(),
         node.to_string(),
@@ -44,7 +50,7 @@ fn writer(client: &kube::Client, node: &str) -> (watch::Sender<Arc<Desired>>, to
     (tx, task)
 }
 
-fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired> {
+fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired<ServiceL2StatusStatus>> {
     Arc::new(
         services
             .iter()
@@ -70,7 +76,12 @@ async fn objects(api: &Api<ServiceL2Status>, node: &str) -> BTreeMap<String, Ser
         .unwrap_or_default()
 }
 
-async fn until_equal(api: &Api<ServiceL2Status>, node: &str, want: &Desired, what: &str) {
+async fn until_equal(
+    api: &Api<ServiceL2Status>,
+    node: &str,
+    want: &Desired<ServiceL2StatusStatus>,
+    what: &str,
+) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let have = objects(api, node).await;

@@ -7,6 +7,7 @@
 mod bfdprofile;
 mod bgpadvertisement;
 mod bgppeer;
+mod bgpsessionstate;
 mod cel;
 mod community;
 mod configurationstate;
@@ -18,6 +19,7 @@ mod servicestatus;
 pub use bfdprofile::*;
 pub use bgpadvertisement::*;
 pub use bgppeer::*;
+pub use bgpsessionstate::*;
 pub use community::*;
 pub use configurationstate::*;
 pub use ipaddresspool::*;
@@ -28,13 +30,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{CustomR
 use kube::CustomResourceExt;
 
 /// Kinds whose spec may be omitted, as MetalLB allows: every spec field is optional.
-pub const SPEC_OPTIONAL_KINDS: [&str; 7] = [
+pub const SPEC_OPTIONAL_KINDS: [&str; 8] = [
     "L2Advertisement",
     "BGPAdvertisement",
     "Community",
     "BFDProfile",
     "ServiceL2Status",
     "ServiceBGPStatus",
+    "BGPSessionState",
     "ConfigurationState",
 ];
 
@@ -49,6 +52,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         BFDProfile::crd(),
         ServiceL2Status::crd(),
         ServiceBGPStatus::crd(),
+        BGPSessionState::crd(),
         ConfigurationState::crd(),
     ];
     crds.into_iter().map(spec_optional).collect()

@@ -1,55 +1,146 @@
-//! What the speaker tells the API: a ServiceL2Status per Service it announces (in
-//! FerroLB's namespace, labelled with the node and the Service), and Events on Services.
-//! The writer converges the API to the latest desired set, retrying while the API is
-//! away; a desired set that changes meanwhile replaces the old one.
+//! What the speaker tells the API: records per node in FerroLB's namespace, labelled
+//! with the node — a ServiceL2Status per Service it announces in Layer 2, a
+//! ServiceBGPStatus per Service it announces by BGP, a BGPSessionState per BGP session —
+//! and Events on Services. Each writer converges the API to the latest desired set,
+//! retrying while the API is away; a desired set that changes meanwhile replaces the old
+//! one.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::{
-    Announcement, InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
+    Announcement, BGPSessionState, BGPSessionStateStatus, InterfaceInfo, ServiceBGPStatus,
+    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
 use ferrolb_crds::labels;
 use ferrolb_crds::service::{ServiceEvent, ServiceKey};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::failures::{Failures, Report};
 
-/// Label naming the announcing node ([`labels::value_of`] its name).
+/// Label naming the node a record belongs to ([`labels::value_of`] its name).
 pub const NODE_LABEL: &str = "ferrolb.io/node";
 /// Label naming the Service.
 pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
 /// Label naming the Service's namespace.
 pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
+/// Label naming the BGPPeer of a session state ([`labels::value_of`] its name).
+pub const PEER_LABEL: &str = "ferrolb.io/peer";
 /// The Events' reporting controller.
 pub const REPORTER: &str = "ferrolb.io/speaker";
 
-/// ServiceL2Status objects this node should have: object name → status.
-pub type Desired = BTreeMap<String, ServiceL2StatusStatus>;
+/// The records a node should have: object name → status.
+pub type Desired<S> = BTreeMap<String, S>;
 
-/// The status record of `service` announced from `node` on `interfaces`.
-pub fn record(node: &str, service: &ServiceKey, interfaces: &[String]) -> (String, ServiceL2StatusStatus) {
+/// A kind of per-node record: objects with an empty spec, their content in status.
+pub trait Record:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// What the object says.
+    type Status: Clone + PartialEq + Debug + Serialize + Send + Sync + 'static;
+    /// A new object named `name`, with an empty spec.
+    fn empty(name: &str) -> Self;
+    /// The object's status, taken out.
+    fn into_status(self) -> Option<Self::Status>;
+    /// Labels that find the object besides the node's.
+    fn labels(status: &Self::Status) -> BTreeMap<String, String>;
+}
+
+/// The labels of an announcement record (the Service's own name and namespace are
+/// valid label values as they are).
+fn announcement_labels(a: &Announcement) -> BTreeMap<String, String> {
+    [
+        (SERVICE_NAME_LABEL.to_string(), a.service_name.clone()),
+        (SERVICE_NAMESPACE_LABEL.to_string(), a.service_namespace.clone()),
+    ]
+    .into()
+}
+
+impl Record for ServiceL2Status {
+    type Status = ServiceL2StatusStatus;
+    fn empty(name: &str) -> Self {
+        Self::new(name, Default::default())
+    }
+    fn into_status(self) -> Option<Self::Status> {
+        self.status
+    }
+    fn labels(status: &Self::Status) -> BTreeMap<String, String> {
+        announcement_labels(&status.announcement)
+    }
+}
+
+impl Record for ServiceBGPStatus {
+    type Status = ServiceBGPStatusStatus;
+    fn empty(name: &str) -> Self {
+        Self::new(name, Default::default())
+    }
+    fn into_status(self) -> Option<Self::Status> {
+        self.status
+    }
+    fn labels(status: &Self::Status) -> BTreeMap<String, String> {
+        announcement_labels(&status.announcement)
+    }
+}
+
+impl Record for BGPSessionState {
+    type Status = BGPSessionStateStatus;
+    fn empty(name: &str) -> Self {
+        Self::new(name, Default::default())
+    }
+    fn into_status(self) -> Option<Self::Status> {
+        self.status
+    }
+    fn labels(status: &Self::Status) -> BTreeMap<String, String> {
+        [(PEER_LABEL.to_string(), labels::value_of(&status.peer))].into()
+    }
+}
+
+/// `prefix` and a digest of `text`: an object name stable across restarts, for
+/// identities too long (or too ambiguous) to spell out.
+fn digest_name(prefix: &str, text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// The identity of `service` announced from `node` (namespace and name hold no dots,
+/// so the name is unambiguous).
+fn announcement(prefix: &str, node: &str, service: &ServiceKey) -> (String, Announcement) {
     let ServiceKey { namespace, name } = service;
-    let object = format!("l2-{node}.{namespace}.{name}");
-    let object = if object.len() <= 253 {
-        object
-    } else {
-        // Too long for an object name: a digest of it, stable across restarts.
-        let digest = Sha256::digest(object.as_bytes());
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        format!("l2-{hex}")
+    let object = format!("{prefix}{node}.{namespace}.{name}");
+    let object = match object.len() <= 253 {
+        true => object,
+        false => digest_name(prefix, &object),
     };
+    let announcement = Announcement {
+        node: node.into(),
+        service_name: name.clone(),
+        service_namespace: namespace.clone(),
+    };
+    (object, announcement)
+}
+
+/// The Layer 2 record of `service` announced from `node` on `interfaces`.
+pub fn record(node: &str, service: &ServiceKey, interfaces: &[String]) -> (String, ServiceL2StatusStatus) {
+    let (object, announcement) = announcement("l2-", node, service);
     let status = ServiceL2StatusStatus {
-        announcement: Announcement {
-            node: node.into(),
-            service_name: name.clone(),
-            service_namespace: namespace.clone(),
-        },
+        announcement,
         interfaces: interfaces
             .iter()
             .map(|i| InterfaceInfo { name: i.clone() })
@@ -58,20 +149,45 @@ pub fn record(node: &str, service: &ServiceKey, interfaces: &[String]) -> (Strin
     (object, status)
 }
 
-/// Keeps the node's ServiceL2Status objects equal to the latest desired set, listing
-/// them again every `resync` (normally [`RESYNC`]).
-pub async fn write_statuses(
+/// The BGP record of `service` announced from `node` to `peers`.
+pub fn bgp_record<'a>(
+    node: &str,
+    service: &ServiceKey,
+    peers: impl IntoIterator<Item = &'a String>,
+) -> (String, ServiceBGPStatusStatus) {
+    let (object, announcement) = announcement("bgp-", node, service);
+    let status = ServiceBGPStatusStatus {
+        announcement,
+        peers: peers.into_iter().cloned().collect(),
+    };
+    (object, status)
+}
+
+/// The name of the session state of `node` with `peer`: `NODE.PEER`, unless both hold
+/// dots (then the split would be ambiguous) or it is too long — then a digest.
+pub fn session_name(node: &str, peer: &str) -> String {
+    let plain = format!("{node}.{peer}");
+    match plain.len() <= 253 && !(node.contains('.') && peer.contains('.')) {
+        true => plain,
+        false => digest_name("session-", &format!("{node}\n{peer}")),
+    }
+}
+
+/// Keeps the node's objects of kind `R` equal to the latest desired set, listing them
+/// again every `resync` (normally [`RESYNC`]).
+pub async fn write_records<R: Record>(
     client: Client,
     namespace: String,
     node: String,
-    mut desired: watch::Receiver<Arc<Desired>>,
+    mut desired: watch::Receiver<Arc<Desired<R::Status>>>,
     resync: Duration,
 ) {
-    let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
+    let kind = R::kind(&());
+    let api: Api<R> = Api::namespaced(client, &namespace);
     // What the API holds, as far as this writer knows: listed at the start, after an
     // error and every `resync` (someone may have deleted or edited an object), kept up
     // to date by the writes in between.
-    let mut written: Option<Written> = None;
+    let mut written: Option<Written<R::Status>> = None;
     let mut listed_at = Instant::now();
     let mut failures = Failures::default();
     // Nothing is written before the first plan: the empty set the channel starts with
@@ -90,7 +206,7 @@ pub async fn write_statuses(
         match converge(&api, &node, &want, &mut written).await {
             Ok(()) => {
                 if let Some(count) = failures.succeeded() {
-                    tracing::info!(failures = count, "ServiceL2Status objects written again");
+                    tracing::info!(failures = count, %kind, "records written again");
                 }
                 tokio::select! {
                     changed = desired.changed() => if changed.is_err() { return },
@@ -100,13 +216,14 @@ pub async fn write_statuses(
             Err(err) => {
                 match failures.failed(Instant::now()) {
                     Report::First => {
-                        tracing::warn!(error = %err, "cannot write ServiceL2Status objects; retrying every second")
+                        tracing::warn!(error = %err, %kind, "cannot write records; retrying every second")
                     }
                     Report::Again { count } => tracing::warn!(
                         error = %err,
-                        "still cannot write ServiceL2Status objects ({count} since the last report)"
+                        %kind,
+                        "still cannot write records ({count} since the last report)"
                     ),
-                    Report::Quiet => tracing::debug!(error = %err, "cannot write ServiceL2Status objects"),
+                    Report::Quiet => tracing::debug!(error = %err, %kind, "cannot write records"),
                 }
                 written = None;
                 tokio::select! {
@@ -122,13 +239,13 @@ pub async fn write_statuses(
 pub const RESYNC: Duration = Duration::from_secs(300);
 
 /// The node's objects in the API: name → status (`None`: created, status not yet set).
-type Written = BTreeMap<String, Option<ServiceL2StatusStatus>>;
+type Written<S> = BTreeMap<String, Option<S>>;
 
-async fn converge(
-    api: &Api<ServiceL2Status>,
+async fn converge<R: Record>(
+    api: &Api<R>,
     node: &str,
-    want: &Desired,
-    written: &mut Option<Written>,
+    want: &Desired<R::Status>,
+    written: &mut Option<Written<R::Status>>,
 ) -> Result<(), kube::Error> {
     let have = match written {
         Some(have) => have,
@@ -139,7 +256,7 @@ async fn converge(
             written.insert(
                 list.items
                     .into_iter()
-                    .map(|o| (o.metadata.name.unwrap_or_default(), o.status))
+                    .map(|o| (o.meta().name.clone().unwrap_or_default(), o.into_status()))
                     .collect(),
             )
         }
@@ -149,22 +266,11 @@ async fn converge(
             Some(Some(existing)) if existing == status => continue,
             Some(_) => {}
             None => {
-                let mut object = ServiceL2Status::new(name, ServiceL2StatusSpec {});
-                object.metadata.labels = Some(
-                    [
-                        // The full name is in status.node; a label holds 63 characters.
-                        (NODE_LABEL.to_string(), labels::value_of(node)),
-                        (
-                            SERVICE_NAME_LABEL.to_string(),
-                            status.announcement.service_name.clone(),
-                        ),
-                        (
-                            SERVICE_NAMESPACE_LABEL.to_string(),
-                            status.announcement.service_namespace.clone(),
-                        ),
-                    ]
-                    .into(),
-                );
+                let mut object = R::empty(name);
+                let mut labels = R::labels(status);
+                // The full name is in status.node; a label holds 63 characters.
+                labels.insert(NODE_LABEL.to_string(), labels::value_of(node));
+                object.meta_mut().labels = Some(labels);
                 match api.create(&PostParams::default(), &object).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -220,5 +326,19 @@ mod tests {
         let long = "x".repeat(300);
         let (name, _) = record(&long, &ServiceKey::new("web", "app"), &[]);
         assert!(name.len() < 40 && name.starts_with("l2-"));
+        let (name, status) = bgp_record("node-a", &ServiceKey::new("web", "app"), &["r1".into()]);
+        assert_eq!(name, "bgp-node-a.web.app");
+        assert_eq!(status.peers, ["r1"]);
+    }
+
+    #[test]
+    fn session_states_are_named_after_node_and_peer_unambiguously() {
+        assert_eq!(session_name("n1", "router"), "n1.router");
+        assert_eq!(session_name("n1.lab", "router"), "n1.lab.router");
+        assert_eq!(session_name("n1", "tor.a"), "n1.tor.a");
+        // "a.b" + "c.d" and "a" + "b.c.d" would both read "a.b.c.d".
+        let (x, y) = (session_name("a.b", "c.d"), session_name("a", "b.c.d"));
+        assert!(x.starts_with("session-") && x != y, "{x} {y}");
+        assert!(session_name(&"n".repeat(250), "router").len() <= 253);
     }
 }

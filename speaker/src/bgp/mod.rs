@@ -3,40 +3,44 @@
 //! UPDATEs) is the `ferrolb-bgp` crate; this module carries it out over TCP.
 
 pub mod peer;
+pub mod report;
 #[cfg(test)]
 mod router;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use ferrolb_bgp::message::cease;
 use ferrolb_bgp::session::Stop;
+use tokio::sync::watch;
 
-use crate::engine::{Intents, PeerSpec};
-use crate::metrics::Metrics;
+use crate::engine::{Intents, Limits, PeerSpec};
 use peer::Peer;
+use report::{PeerStatus, Report, Reporter, Reports};
 
-/// The running sessions, by BGPPeer name.
+/// The running sessions, by BGPPeer name, and their reports.
 pub struct Peers {
     running: BTreeMap<String, (PeerSpec, Peer)>,
-    metrics: Arc<Metrics>,
+    reports: watch::Sender<Reports>,
+    applied: bool,
 }
 
 impl Peers {
-    /// No sessions yet; each one started is followed by `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// No sessions yet; their reports will go to `reports`.
+    pub fn new(reports: watch::Sender<Reports>) -> Self {
         Self {
             running: BTreeMap::new(),
-            metrics,
+            reports,
+            applied: false,
         }
     }
 
     /// Makes the running sessions those of `intents`: stops the ones gone (Cease, peer
     /// de-configured) or changed (Cease, administrative reset, then started again),
-    /// starts the new ones, and hands every session its routes.
-    pub async fn apply(&mut self, intents: Intents) {
+    /// starts the new ones, and hands every session its routes. Peers in `limits` but
+    /// not in `intents` are reported as not running, with why.
+    pub async fn apply(&mut self, intents: Intents, limits: &Limits) {
         let names: Vec<String> = self.running.keys().cloned().collect();
         for name in names {
             let (subcode, reason) = match intents.get(&name) {
@@ -48,8 +52,11 @@ impl Peers {
                 ),
             };
             tracing::info!(peer = %name, reason, "stopping BGP session");
-            if let Some((spec, peer)) = self.running.remove(&name) {
-                self.metrics.bgp_session(&spec.address.to_string(), None);
+            if let Some((_, peer)) = self.running.remove(&name) {
+                // Removed first: the stopping task's last words are not reported.
+                self.reports.send_modify(|r| {
+                    r.remove(&name);
+                });
                 peer.stop(Stop::Cease {
                     subcode,
                     reason: reason.into(),
@@ -57,6 +64,30 @@ impl Peers {
                 .await;
             }
         }
+        let first = !std::mem::replace(&mut self.applied, true);
+        self.reports.send_if_modified(|reports| {
+            let before = reports.clone();
+            reports.retain(|name, report| report.status.is_some() && self.running.contains_key(name));
+            for (name, problem) in limits.iter().filter(|(name, _)| !intents.contains_key(*name)) {
+                reports.insert(
+                    name.clone(),
+                    Report {
+                        address: String::new(),
+                        problem: Some(problem),
+                        status: None,
+                    },
+                );
+            }
+            for (name, intent) in &intents {
+                let report = reports.entry(name.clone()).or_insert_with(|| Report {
+                    address: report::address_label(intent.spec.address),
+                    problem: None,
+                    status: Some(PeerStatus::default()),
+                });
+                report.problem = limits.get(name).copied();
+            }
+            first || *reports != before
+        });
         for (name, intent) in intents {
             match self.running.get(&name) {
                 Some((_, peer)) => {
@@ -68,9 +99,8 @@ impl Peers {
                 }
                 None => {
                     tracing::info!(peer = %name, address = %intent.spec.address, "starting BGP session");
-                    let peer = Peer::start(intent.spec.clone(), intent.wanted);
-                    let label = intent.spec.address.to_string();
-                    self.metrics.bgp_session(&label, Some(peer.status.clone()));
+                    let reporter = Reporter::new(&name, self.reports.clone());
+                    let peer = Peer::start(intent.spec.clone(), intent.wanted, reporter);
                     self.running.insert(name, (intent.spec, peer));
                 }
             }
@@ -79,9 +109,11 @@ impl Peers {
 
     /// Stops every session as `how` says.
     pub async fn stop(self, how: Stop) {
-        for (_, (spec, peer)) in self.running {
+        for (name, (_, peer)) in self.running {
+            self.reports.send_modify(|r| {
+                r.remove(&name);
+            });
             peer.stop(how.clone()).await;
-            self.metrics.bgp_session(&spec.address.to_string(), None);
         }
     }
 }

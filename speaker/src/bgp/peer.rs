@@ -1,62 +1,45 @@
 //! One BGP peer, carried out: a task that dials, reads and writes, and feeds the
 //! [`Session`] state machine and the [`AdjRibOut`] of `ferrolb-bgp`. The routes to
 //! announce come in on a watch channel (the latest set wins); the session's state goes
-//! out on another.
+//! out through its [`Reporter`].
 //!
 //! ```text
 //!   wanted routes (watch) ─┐                     ┌─► TCP write (OPEN, KEEPALIVE, UPDATE, …)
 //!   TCP read ─► frames ────┼─► Session::handle ──┤
-//!   deadline / stop ───────┘    AdjRibOut::sync  └─► status (watch)
+//!   deadline / stop ───────┘    AdjRibOut::sync  └─► report (shared watch)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferrolb_bgp::message::{Family, Message};
 use ferrolb_bgp::session::{Down, Input, Negotiated, Output, Session, State, Stop};
-use ferrolb_bgp::update::{AdjRibOut, Terms};
+use ferrolb_bgp::update::{AdjRibOut, Terms, family_of};
 use ferrolb_bgp::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::report::Reporter;
 pub use crate::engine::{PeerSpec, Wanted};
-
-/// What the peer task reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PeerStatus {
-    /// The session's state (`None` before the task runs).
-    pub state: Option<State>,
-    /// Why it last went down or failed.
-    pub last_down: Option<Down>,
-    /// Prefixes the peer has from us.
-    pub advertised: usize,
-    /// UPDATE messages sent, since the start.
-    pub updates: u64,
-}
 
 /// A running peer task.
 pub struct Peer {
     /// The routes to announce; send a new set to change them.
     pub wanted: watch::Sender<Wanted>,
-    /// The session's state.
-    pub status: watch::Receiver<PeerStatus>,
     stop: mpsc::Sender<Stop>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Peer {
-    /// Starts the task: it dials at once.
-    pub fn start(spec: PeerSpec, wanted: Wanted) -> Self {
+    /// Starts the task, reporting through `reporter`: it dials at once.
+    pub fn start(spec: PeerSpec, wanted: Wanted, reporter: Reporter) -> Self {
         let (wanted, wanted_rx) = watch::channel(wanted);
-        let (status_tx, status) = watch::channel(PeerStatus::default());
         let (stop, stop_rx) = mpsc::channel(1);
-        let task = tokio::spawn(run(spec, wanted_rx, status_tx, stop_rx));
-        Self {
-            wanted,
-            status,
-            stop,
-            task,
-        }
+        let task = tokio::spawn(run(spec, wanted_rx, reporter, stop_rx));
+        Self { wanted, stop, task }
     }
 
     /// Stops the session as `how` says and waits for the task to end.
@@ -119,10 +102,19 @@ fn terms(spec: &PeerSpec, negotiated: &Negotiated, local: Option<SocketAddr>) ->
     }
 }
 
+/// Families with routes in `wanted` that the session did not negotiate.
+fn not_negotiated(wanted: &Wanted, terms: &Terms) -> BTreeSet<Family> {
+    wanted
+        .keys()
+        .map(family_of)
+        .filter(|f| !terms.families.contains(f))
+        .collect()
+}
+
 async fn run(
     spec: PeerSpec,
     mut wanted: watch::Receiver<Wanted>,
-    status: watch::Sender<PeerStatus>,
+    report: Reporter,
     mut stop: mpsc::Receiver<Stop>,
 ) {
     let peer = spec.address;
@@ -146,7 +138,15 @@ async fn run(
                             let spec = spec.clone();
                             dialing = Some(Box::pin(async move { dial(&spec).await }));
                         }
-                        Output::Send(message) => to_send.push(wire::encode(&message)),
+                        Output::Send(message) => {
+                            if let Message::Notification(n) = &message {
+                                report.update(|s| {
+                                    *s.notifications_sent.entry(n.code).or_default() += 1;
+                                    true
+                                });
+                            }
+                            to_send.push(wire::encode(&message));
+                        }
                         Output::Close => {
                             if let Some(mut c) = conn.take() {
                                 let _ = c.stream.shutdown().await;
@@ -155,7 +155,7 @@ async fn run(
                         }
                         Output::State(state) => {
                             tracing::debug!(%peer, ?state, "BGP session");
-                            status.send_modify(|s| s.state = Some(state));
+                            report.state(state);
                         }
                         Output::Up(negotiated) => {
                             let local = conn.as_ref().and_then(|c| c.stream.local_addr().ok());
@@ -164,13 +164,24 @@ async fn run(
                             rib.clear();
                             let set = wanted.borrow_and_update().clone();
                             to_send.extend(rib.sync(&set, &t));
+                            let missing = not_negotiated(&set, &t);
+                            report.update(|s| {
+                                s.not_negotiated = missing;
+                                true
+                            });
                             up = Some(t);
                         }
                         Output::Down(why) => {
                             tracing::warn!(%peer, ?why, "BGP session down");
                             rib.clear();
                             up = None;
-                            status.send_modify(|s| s.last_down = Some(why));
+                            report.update(|s| {
+                                if let Down::NotificationReceived(n) = &why {
+                                    *s.notifications_received.entry(n.code).or_default() += 1;
+                                }
+                                s.last_down = Some(why);
+                                true
+                            });
                         }
                         Output::Refresh(family) => {
                             if let Some(t) = &up {
@@ -179,18 +190,23 @@ async fn run(
                         }
                     }
                     if let Some(c) = &mut conn
-                        && let Err(()) = write(c, &to_send, &status).await
+                        && let Err(()) = write(c, &to_send, &report).await
                     {
                         inputs.push(Input::Closed);
                     }
                 }
             }
-            status.send_if_modified(|s| {
-                let changed = s.advertised != rib.sent().len();
-                s.advertised = rib.sent().len();
-                changed
-            });
         }
+        // After every event: a changed wanted set moves the counts without any input.
+        let mut advertised: BTreeMap<Family, usize> = BTreeMap::new();
+        for net in rib.sent().keys() {
+            *advertised.entry(family_of(net)).or_default() += 1;
+        }
+        report.update(|s| {
+            let changed = s.advertised != advertised;
+            s.advertised = advertised;
+            changed
+        });
         if session.state() == State::Idle {
             return;
         }
@@ -209,6 +225,7 @@ async fn run(
             Event::Stop(how) => inputs.push(Input::Stop(how)),
             Event::Dialed(Ok(stream)) => {
                 dialing = None;
+                report.update(|s| s.dial_error.take().is_some());
                 conn = Some(Connection {
                     stream,
                     buf: Vec::with_capacity(wire::MAX_LEN),
@@ -218,6 +235,12 @@ async fn run(
             Event::Dialed(Err(err)) => {
                 dialing = None;
                 tracing::debug!(%peer, error = %err, "BGP dial failed");
+                let err = err.to_string();
+                report.update(|s| {
+                    let changed = s.dial_error.as_ref() != Some(&err);
+                    s.dial_error = Some(err);
+                    changed
+                });
                 inputs.push(Input::ConnectFailed);
             }
             Event::Read(Ok(0) | Err(_)) => inputs.push(Input::Closed),
@@ -229,7 +252,13 @@ async fn run(
             Event::Wanted => {
                 if let (Some(t), Some(c)) = (&up, &mut conn) {
                     let set = wanted.borrow_and_update().clone();
-                    if let Err(()) = write(c, &rib.sync(&set, t), &status).await {
+                    let missing = not_negotiated(&set, t);
+                    report.update(|s| {
+                        let changed = s.not_negotiated != missing;
+                        s.not_negotiated = missing;
+                        changed
+                    });
+                    if let Err(()) = write(c, &rib.sync(&set, t), &report).await {
                         inputs.push(Input::Closed);
                     }
                 }
@@ -239,13 +268,9 @@ async fn run(
     }
 }
 
-/// Writes `messages` in order, counting the UPDATEs in `status`; `Err` when the
+/// Writes `messages` in order, counting the UPDATEs in the report; `Err` when the
 /// connection broke.
-async fn write(
-    c: &mut Connection,
-    messages: &[Vec<u8>],
-    status: &watch::Sender<PeerStatus>,
-) -> Result<(), ()> {
+async fn write(c: &mut Connection, messages: &[Vec<u8>], report: &Reporter) -> Result<(), ()> {
     for bytes in messages {
         // A router that stops reading is a broken connection, not a reason to stop
         // keeping time (the hold timer runs only between writes).
@@ -254,7 +279,10 @@ async fn write(
             _ => return Err(()),
         }
         if bytes.get(18) == Some(&2) {
-            status.send_modify(|s| s.updates += 1);
+            report.update(|s| {
+                s.updates += 1;
+                true
+            });
         }
     }
     Ok(())

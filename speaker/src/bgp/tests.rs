@@ -14,6 +14,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use ferrolb_crds::api::{BGPSessionState, ServiceBGPStatus};
+use k8s_openapi::api::events::v1::Event;
+
 use crate::bgp::router::{PATIENCE, Router, assert_announced};
 use crate::metrics::Metrics;
 use crate::run::{self, Options};
@@ -48,6 +51,18 @@ async fn create(
     api.create(&PostParams::default(), &object)
         .await
         .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
+}
+
+/// Polls `f` until it gives a value.
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, f: impl Fn() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not reached");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -163,8 +178,37 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
 
     let mut router = Router::accept(&router_listener).await;
     router.establish(90).await;
-    let first = router.updates(2, 0).await;
+    // One family (IPv4: the session's own, no dualStackAddressFamily): one End-of-RIB.
+    let first = router.updates(1, 0).await;
     assert_announced(&first, "10.77.0.200/32");
+
+    // What the API shows: the session's state, the Service's peers, an Event.
+    let sessions: Api<BGPSessionState> = Api::namespaced(client.clone(), NS);
+    let state = eventually("the session state", || async {
+        let s = sessions.get_opt("n1.r1").await.ok()??.status?;
+        (s.bgp_status == "Established" && s.advertised_ipv4 == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(state.peer_address, format!("127.0.0.1:{port}"));
+    assert!(state.since.is_some() && state.problems.is_empty(), "{state:?}");
+    let records: Api<ServiceBGPStatus> = Api::namespaced(client.clone(), NS);
+    let record = eventually("the ServiceBGPStatus", || async {
+        records.get_opt("bgp-n1.default.web").await.ok()??.status
+    })
+    .await;
+    assert_eq!(record.peers, ["r1"]);
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event = eventually("the bgpAnnounced Event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("bgpAnnounced"))
+    })
+    .await;
+    assert!(
+        event.note.as_deref().unwrap_or("").contains("to BGP peers r1"),
+        "{event:?}"
+    );
 
     // The session in the metrics, with MetalLB's name for "is it up".
     let peer = format!("peer=\"127.0.0.1:{port}\"");
@@ -184,6 +228,20 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
         .expect("deleted");
     let gone = router.updates(0, 1).await;
     assert_eq!(gone.withdrawn, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+    eventually("the ServiceBGPStatus deleted", || async {
+        records
+            .get_opt("bgp-n1.default.web")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("no prefix in the session state", || async {
+        let s = sessions.get_opt("n1.r1").await.ok()??.status?;
+        (s.advertised_ipv4 == 0).then_some(())
+    })
+    .await;
 
     stop_tx.send_replace(true);
     let notification = router.notification().await;

@@ -1,5 +1,6 @@
 //! The BGP side of a step: from the configuration and this node, the sessions to keep
-//! and the routes each must carry (pure; `crate::bgp` carries them out).
+//! and the routes each must carry, the node's ServiceBGPStatus records and the Events
+//! of a change (pure; `crate::bgp` carries the sessions out).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -9,12 +10,14 @@ use std::time::Duration;
 use ferrolb_bgp::message::Family;
 use ferrolb_bgp::session::{self, PeerAsn};
 use ferrolb_bgp::update::{Attributes, Community};
+use ferrolb_crds::api::ServiceBGPStatusStatus;
 use ferrolb_crds::config::{self, CommunityValue, PeerAddress};
-use ferrolb_crds::service::ServiceKey;
+use ferrolb_crds::service::{ServiceEvent, ServiceKey};
 use ipnet::IpNet;
 
 use super::View;
-use crate::planner;
+use crate::api::status::{self, Desired};
+use crate::planner::{self, ServiceInfo};
 
 /// How long a dial may take (MetalLB's native speaker: 10 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,14 +59,191 @@ pub type Intents = BTreeMap<String, PeerIntent>;
 /// What this speaker cannot do for a peer, by BGPPeer name: the field and what follows.
 pub type Limits = BTreeMap<String, &'static str>;
 
-/// The sessions and routes of node `me` in `view`, and what it cannot do for some peers
-/// (those it cannot run at all are left out).
-pub fn intents(view: &View, me: &str) -> (Intents, Limits) {
+/// A Service's addresses of one family that a peer does not get, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Refusal {
+    /// The Service.
+    pub service: ServiceKey,
+    /// The BGPPeer's name.
+    pub peer: String,
+    /// Why (names the family).
+    pub why: &'static str,
+}
+
+/// What to carry out after the BGP side of a step changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BgpActions {
+    /// Every session to keep, with its routes (a session missing here is to be stopped).
+    pub intents: Intents,
+    /// What this node cannot do for some peers (those it cannot run at all are not in
+    /// `intents`).
+    pub limits: Limits,
+    /// The node's ServiceBGPStatus records.
+    pub statuses: Desired<ServiceBGPStatusStatus>,
+    /// Events: announcements that started, addresses refused to a peer.
+    pub events: Vec<ServiceEvent>,
+}
+
+/// The BGP side of the engine: what was carried out last, to tell changes apart.
+#[derive(Debug, Default)]
+pub struct Bgp {
+    planned: bool,
+    intents: Intents,
+    limits: Limits,
+    refused: BTreeSet<Refusal>,
+}
+
+impl Bgp {
+    /// The sessions of the last plan.
+    pub fn intents(&self) -> &Intents {
+        &self.intents
+    }
+
+    /// Plans node `me` from `view`; `None` when nothing changed since the last plan
+    /// (the first plan always answers: the status writer waits for it).
+    pub fn step(&mut self, view: &View, me: &str) -> Option<BgpActions> {
+        let (intents, limits, refused) = intents(view, me);
+        // Said once per change, not at every API event.
+        for (peer, limit) in limits.iter().filter(|(p, l)| self.limits.get(*p) != Some(*l)) {
+            tracing::warn!(%peer, "BGPPeer: {limit}");
+        }
+        if self.planned && intents == self.intents && limits == self.limits && refused == self.refused {
+            return None;
+        }
+        let infos: BTreeMap<&ServiceKey, &ServiceInfo> = view.services.iter().map(|s| (&s.key, s)).collect();
+        let mut events = Vec::new();
+        let before = announced(&self.intents);
+        for (service, peers) in announced(&intents) {
+            let new: Vec<String> = peers
+                .iter()
+                .filter(|p| !before.get(service).is_some_and(|b| b.contains(*p)))
+                .map(|p| format!("{p} ({})", intents[*p].spec.address))
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let ips = ips_of(infos.get(service));
+            tracing::info!(%service, ips, peers = ?new, "announcing by BGP");
+            events.push(event(
+                service,
+                infos.get(service),
+                false,
+                "bgpAnnounced",
+                format!("announcing {ips} from node {me} to BGP peers {}", new.join(", ")),
+            ));
+        }
+        for refusal in refused.difference(&self.refused) {
+            let Refusal { service, peer, why } = refusal;
+            events.push(event(
+                service,
+                infos.get(service),
+                true,
+                "bgpNotAnnounced",
+                format!(
+                    "node {me} does not announce {} to BGP peer {peer}: {why}",
+                    ips_of(infos.get(service))
+                ),
+            ));
+        }
+        let statuses = announced(&intents)
+            .into_iter()
+            .map(|(service, peers)| status::bgp_record(me, service, peers))
+            .collect();
+        *self = Self {
+            planned: true,
+            intents: intents.clone(),
+            limits: limits.clone(),
+            refused,
+        };
+        Some(BgpActions {
+            intents,
+            limits,
+            statuses,
+            events,
+        })
+    }
+}
+
+/// Service → the peers it is announced to.
+fn announced(intents: &Intents) -> BTreeMap<&ServiceKey, BTreeSet<&String>> {
+    let mut out: BTreeMap<&ServiceKey, BTreeSet<&String>> = BTreeMap::new();
+    for (peer, intent) in intents {
+        for service in &intent.services {
+            out.entry(service).or_default().insert(peer);
+        }
+    }
+    out
+}
+
+fn ips_of(info: Option<&&ServiceInfo>) -> String {
+    info.map(|s| {
+        s.ips
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+    .unwrap_or_default()
+}
+
+/// An Event on a Service.
+fn event(
+    service: &ServiceKey,
+    info: Option<&&ServiceInfo>,
+    warning: bool,
+    reason: &'static str,
+    message: String,
+) -> ServiceEvent {
+    ServiceEvent {
+        key: service.clone(),
+        uid: info.and_then(|s| s.uid.clone()),
+        warning,
+        action: "Announce",
+        reason,
+        message,
+    }
+}
+
+/// Why a session would not carry `family`, if it would not.
+fn refused_family(spec: &PeerSpec, dual_stack: bool, family: Family) -> Option<&'static str> {
+    let transport = match spec.address {
+        SocketAddr::V4(_) => Family::Ipv4Unicast,
+        SocketAddr::V6(_) => Family::Ipv6Unicast,
+    };
+    if family == transport {
+        return None;
+    }
+    if !dual_stack {
+        return Some(match family {
+            Family::Ipv4Unicast => {
+                "IPv4 addresses: the session runs over IPv6 and spec.dualStackAddressFamily is false"
+            }
+            Family::Ipv6Unicast => {
+                "IPv6 addresses: the session runs over IPv4 and spec.dualStackAddressFamily is false"
+            }
+        });
+    }
+    match family {
+        Family::Ipv4Unicast if spec.node_v4.is_none() => {
+            Some("IPv4 addresses: the node has no IPv4 InternalIP to give as the next hop")
+        }
+        Family::Ipv6Unicast if spec.node_v6.is_none() => {
+            Some("IPv6 addresses: the node has no IPv6 InternalIP to give as the next hop")
+        }
+        _ => None,
+    }
+}
+
+/// The sessions and routes of node `me` in `view`, what it cannot do for some peers
+/// (those it cannot run at all are left out), and the addresses it refuses to a peer.
+pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
     let mut limits = Limits::new();
+    let mut refused = BTreeSet::new();
     let Some(node) = view.nodes.iter().find(|n| n.name == me) else {
-        return (Intents::new(), limits);
+        return (Intents::new(), limits, refused);
     };
     let plan = planner::bgp::plan(&view.config, &view.services, node);
+    let infos: BTreeMap<&ServiceKey, &ServiceInfo> = view.services.iter().map(|s| (&s.key, s)).collect();
     let node_v4 = view.node_ips.iter().find_map(|ip| match ip {
         IpAddr::V4(a) => Some(*a),
         IpAddr::V6(_) => None,
@@ -89,8 +269,14 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits) {
                 continue;
             }
         };
+        let family_of = |net: &IpNet| match net {
+            IpNet::V4(_) => Family::Ipv4Unicast,
+            IpNet::V6(_) => Family::Ipv6Unicast,
+        };
+        let why = |f: Family| refused_family(&spec, peer.dual_stack_address_family, f);
         let wanted = routes
             .into_iter()
+            .filter(|(prefix, _)| why(family_of(prefix)).is_none())
             .map(|(prefix, route)| {
                 let attributes = Attributes {
                     local_pref: route.local_pref,
@@ -99,12 +285,33 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits) {
                 (prefix, attributes)
             })
             .collect();
-        let services = plan
-            .services
-            .iter()
-            .filter(|(_, peers)| peers.contains(name))
-            .map(|(key, _)| (*key).clone())
-            .collect();
+        let mut services = BTreeSet::new();
+        for (key, _) in plan.services.iter().filter(|(_, peers)| peers.contains(name)) {
+            let Some(info) = infos.get(*key) else {
+                continue;
+            };
+            let mut sent = false;
+            for ip in &info.ips {
+                let family = if ip.is_ipv4() {
+                    Family::Ipv4Unicast
+                } else {
+                    Family::Ipv6Unicast
+                };
+                match why(family) {
+                    Some(why) => {
+                        refused.insert(Refusal {
+                            service: (*key).clone(),
+                            peer: name.to_string(),
+                            why,
+                        });
+                    }
+                    None => sent = true,
+                }
+            }
+            if sent {
+                services.insert((*key).clone());
+            }
+        }
         out.insert(
             name.to_string(),
             PeerIntent {
@@ -114,7 +321,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits) {
             },
         );
     }
-    (out, limits)
+    (out, limits, refused)
 }
 
 fn community(value: &CommunityValue) -> Community {
@@ -163,7 +370,13 @@ fn spec(
             keepalive_time: Some(peer.keepalive_time),
             connect_time: peer.connect_time,
             connect_timeout: CONNECT_TIMEOUT,
-            families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
+            // The session's own family; the other too with `dualStackAddressFamily`
+            // (MetalLB's default is one family per session).
+            families: match (ip, peer.dual_stack_address_family) {
+                (_, true) => BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
+                (IpAddr::V4(_), false) => BTreeSet::from([Family::Ipv4Unicast]),
+                (IpAddr::V6(_), false) => BTreeSet::from([Family::Ipv6Unicast]),
+            },
         },
     };
     Ok((spec, limit))

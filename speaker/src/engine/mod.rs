@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 use ferrolb_crds::config::Config;
 use ferrolb_crds::service::{ServiceEvent, ServiceKey};
 
+use ferrolb_crds::api::ServiceL2StatusStatus;
+
 use crate::api::status::{self, Desired};
 use crate::host::links::Links;
 use crate::host::nftables::Steer;
 use crate::l2::Owned;
 use crate::planner::{self, Input, NodeInfo, ServiceInfo};
 
-pub use bgp::{Intents, PeerIntent, PeerSpec, Wanted};
+pub use bgp::{BgpActions, Intents, Limits, PeerIntent, PeerSpec, Wanted};
 pub use claim::{Mine, claim};
 pub use isolation::Isolation;
 
@@ -83,9 +85,9 @@ pub struct Actions {
     pub announce: Option<Announce>,
     /// Step again (with no changes) at this time unless something changes first.
     pub wake_at: Option<Instant>,
-    /// The BGP sessions to keep and their routes, when they changed (all of them: a
-    /// session missing here is to be stopped).
-    pub bgp: Option<Intents>,
+    /// The BGP sessions, records and Events, when they changed (always at the first
+    /// view).
+    pub bgp: Option<BgpActions>,
 }
 
 /// This node's share of the plan, to carry out in this order: steering wide (the old and
@@ -103,7 +105,7 @@ pub struct Announce {
     pub reannounce: bool,
     /// The node's ServiceL2Status objects, when they changed (always at the first plan:
     /// the writer waits for it).
-    pub statuses: Option<Desired>,
+    pub statuses: Option<Desired<ServiceL2StatusStatus>>,
     /// Events to record.
     pub events: Vec<ServiceEvent>,
     /// Figures for the metrics.
@@ -133,7 +135,7 @@ struct Last {
     announced: BTreeMap<ServiceKey, Vec<String>>,
     /// Services warned about, with the interfaces missing.
     warned: BTreeMap<ServiceKey, BTreeSet<String>>,
-    statuses: Desired,
+    statuses: Desired<ServiceL2StatusStatus>,
 }
 
 /// The speaker's state.
@@ -150,9 +152,7 @@ pub struct Engine {
     seeds: Vec<SocketAddr>,
     /// Shared with the shell: a takeover hands it over without copying every rule.
     rules: Option<Arc<BTreeSet<Steer>>>,
-    bgp: Intents,
-    /// What was logged about peers this speaker cannot fully serve.
-    bgp_limits: bgp::Limits,
+    bgp: bgp::Bgp,
     last: Last,
 }
 
@@ -171,8 +171,7 @@ impl Engine {
             fallback: false,
             seeds: Vec::new(),
             rules: None,
-            bgp: Intents::new(),
-            bgp_limits: bgp::Limits::new(),
+            bgp: bgp::Bgp::default(),
             last: Last::default(),
         }
     }
@@ -216,16 +215,7 @@ impl Engine {
         let me = self.settings.node.as_str();
         // BGP needs no liveness view: each node decides from its own Node.
         if view_changed {
-            let (intents, limits) = bgp::intents(view, me);
-            // Said once per change, not at every API event.
-            for (peer, limit) in limits.iter().filter(|(p, l)| self.bgp_limits.get(*p) != Some(*l)) {
-                tracing::warn!(%peer, "BGPPeer: {limit}");
-            }
-            self.bgp_limits = limits;
-            if intents != self.bgp {
-                self.bgp = intents.clone();
-                actions.bgp = Some(intents);
-            }
+            actions.bgp = self.bgp.step(view, me);
         }
         let after = self.settings.fallback_after;
         // Before the gossip has had a chance to find the others, a speaker alone would
@@ -269,7 +259,11 @@ impl Engine {
             let mut rules = steering::rules(me, &eligible, &services, &view.node_ips, &self.links, &owned);
             // ...and every address this node announces by BGP (the routers send its
             // traffic here).
-            let routed = self.bgp.values().flat_map(|intent| intent.services.iter());
+            let routed = self
+                .bgp
+                .intents()
+                .values()
+                .flat_map(|intent| intent.services.iter());
             rules.extend(steering::routed(
                 routed.filter_map(|key| services.get(key).copied()),
                 &view.node_ips,
@@ -348,7 +342,7 @@ impl Last {
                 ));
             }
         }
-        let desired: Desired = announced
+        let desired: Desired<ServiceL2StatusStatus> = announced
             .iter()
             .map(|(service, interfaces)| status::record(me, service, interfaces))
             .collect();

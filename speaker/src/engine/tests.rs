@@ -465,7 +465,7 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
     };
     let first = e.step(with_view(bgp_view(false)), t0);
     assert_eq!(first.announce, None, "Layer 2 waits for the gossip");
-    let intents = first.bgp.expect("the session to start");
+    let intents = first.bgp.expect("the session to start").intents;
     let r1 = &intents["r1"];
     assert_eq!(r1.spec.address, "10.0.0.254:179".parse().unwrap());
     assert_eq!(
@@ -477,14 +477,28 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
     assert!(r1.wanted.is_empty(), "no advertisement: a session, no routes");
     // Advertised: the two Services' addresses, with the community.
     let advertised = e.step(with_view(bgp_view(true)), t0).bgp.expect("routes changed");
-    let routes: Vec<String> = advertised["r1"].wanted.keys().map(ToString::to_string).collect();
+    let r1 = &advertised.intents["r1"];
+    let routes: Vec<String> = r1.wanted.keys().map(ToString::to_string).collect();
     assert_eq!(routes, ["10.0.0.10/32", "10.0.0.11/32"]);
-    assert!(advertised["r1"].wanted.values().all(|a| a.communities.len() == 1));
+    assert!(r1.wanted.values().all(|a| a.communities.len() == 1));
+    // Each Service gets its ServiceBGPStatus and one Event naming the peer.
+    assert_eq!(advertised.statuses.len(), 2);
+    assert!(advertised.statuses.values().all(|s| s.peers == ["r1"]));
+    assert_eq!(advertised.events.len(), 2);
+    assert!(
+        advertised.events[0]
+            .message
+            .contains("to BGP peers r1 (10.0.0.254:179)"),
+        "{}",
+        advertised.events[0].message
+    );
     // The same view again, or a gossip change: nothing to do for BGP.
     assert_eq!(e.step(with_view(bgp_view(true)), t0).bgp, None);
     assert_eq!(e.step(live(&["me", "n2"]), t0).bgp, None);
     // The peer gone: no sessions.
-    assert_eq!(e.step(with_view(view()), t0).bgp, Some(Intents::new()));
+    let gone = e.step(with_view(view()), t0).bgp.expect("the peer gone");
+    assert_eq!(gone.intents, Intents::new());
+    assert!(gone.statuses.is_empty() && gone.events.is_empty());
 }
 
 #[test]
@@ -499,7 +513,7 @@ fn peers_this_speaker_cannot_fully_serve_are_named_with_why() {
         config: outcome.config,
         ..view()
     };
-    let (intents, limits) = super::bgp::intents(&v, "me");
+    let (intents, limits, _) = super::bgp::intents(&v, "me");
     assert_eq!(
         intents.keys().collect::<Vec<_>>(),
         ["md5"],
@@ -507,4 +521,62 @@ fn peers_this_speaker_cannot_fully_serve_are_named_with_why() {
     );
     assert!(limits["md5"].contains("spec.password"), "{}", limits["md5"]);
     assert!(limits["red"].contains("spec.vrf"), "{}", limits["red"]);
+}
+
+#[test]
+fn a_family_the_session_cannot_carry_is_refused_with_why_once() {
+    let t0 = Instant::now();
+    let mut v = bgp_view(true);
+    let mut text = format!(
+        "---\napiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: {NS}}}\nspec: {{addresses: [10.0.0.0/24, 'fd00::/120']}}\n\
+         ---\napiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: all, namespace: {NS}}}\n\
+         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: r1, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.254}}\n"
+    );
+    let build = |text: &str| {
+        let outcome = config::build(NS, &config::parse_manifests(text).unwrap());
+        assert!(outcome.issues.is_empty(), "{:?}", outcome.issues);
+        outcome.config
+    };
+    v.config = build(&text);
+    v.services[0].ips.push("fd00::10".parse().unwrap());
+    let mut e = engine(false, false, t0);
+    let step = |e: &mut Engine, v: &View| {
+        e.step(
+            Changes {
+                view: Some(v.clone()),
+                ..Changes::default()
+            },
+            t0,
+        )
+        .bgp
+    };
+    // An IPv4 session without dualStackAddressFamily carries IPv4 only (MetalLB's rule).
+    let one = step(&mut e, &v).expect("first plan");
+    assert!(one.intents["r1"].wanted.keys().all(|n| n.addr().is_ipv4()));
+    let warnings: Vec<_> = one.events.iter().filter(|e| e.warning).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].message.contains("dualStackAddressFamily"),
+        "{}",
+        warnings[0].message
+    );
+    assert_eq!(step(&mut e, &v), None, "said once");
+    // With it, but no IPv6 address on the node for the next hop: refused, saying so.
+    text = text.replace(
+        "peerAddress: 10.0.0.254}",
+        "peerAddress: 10.0.0.254, dualStackAddressFamily: true}",
+    );
+    v.config = build(&text);
+    let two = step(&mut e, &v).expect("the peer changed");
+    assert!(two.intents["r1"].wanted.keys().all(|n| n.addr().is_ipv4()));
+    assert!(
+        two.events
+            .iter()
+            .any(|e| e.warning && e.message.contains("no IPv6 InternalIP"))
+    );
+    // With an IPv6 address: both families go.
+    v.node_ips.push("fd00::1".parse().unwrap());
+    let three = step(&mut e, &v).expect("the next hop came");
+    assert!(three.intents["r1"].wanted.keys().any(|n| n.addr().is_ipv6()));
+    assert!(three.events.iter().all(|e| !e.warning));
 }

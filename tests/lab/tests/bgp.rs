@@ -121,7 +121,7 @@ async fn bird_routes_a_service_to_both_nodes_and_follows_changes() {
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "metadata": {"name": "bird", "namespace": NS},
-                "spec": {"myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router, "holdTime": "9s"},
+                "spec": {"myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router, "holdTime": "9s", "dualStackAddressFamily": true},
             }))
             .unwrap(),
         )

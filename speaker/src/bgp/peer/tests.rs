@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::bgp::report::{PeerStatus, Report, Reports};
 use crate::bgp::router::{PATIENCE, Router, assert_announced};
 
 fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
@@ -50,17 +51,35 @@ fn wanted(list: &[&str]) -> Wanted {
     )
 }
 
-async fn until(status: &mut watch::Receiver<PeerStatus>, what: impl Fn(&PeerStatus) -> bool) {
-    tokio::time::timeout(PATIENCE, status.wait_for(|s| what(s)))
+/// A started peer, with the reports it writes to.
+struct Started {
+    peer: Peer,
+    reports: watch::Receiver<Reports>,
+}
+
+fn start(spec: PeerSpec, wanted: Wanted) -> Started {
+    let report = Report {
+        address: spec.address.to_string(),
+        problem: None,
+        status: Some(PeerStatus::default()),
+    };
+    let (tx, reports) = watch::channel(Reports::from([("r".to_string(), report)]));
+    let peer = Peer::start(spec, wanted, Reporter::new("r", tx));
+    Started { peer, reports }
+}
+
+async fn until(reports: &mut watch::Receiver<Reports>, what: impl Fn(&PeerStatus) -> bool) {
+    let reached = reports.wait_for(|r| r["r"].status.as_ref().is_some_and(&what));
+    tokio::time::timeout(PATIENCE, reached)
         .await
         .expect("status reached")
-        .expect("task alive");
+        .expect("reports kept");
 }
 
 #[tokio::test]
 async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut peer = Peer::start(
+    let Started { peer, mut reports } = start(
         spec(listener.local_addr().unwrap(), 90),
         wanted(&["10.77.0.200/32"]),
     );
@@ -68,8 +87,8 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
     router.establish(90).await;
     let first = router.updates(2, 0).await;
     assert_announced(&first, "10.77.0.200/32");
-    until(&mut peer.status, |s| {
-        s.state == Some(State::Established) && s.advertised == 1
+    until(&mut reports, |s| {
+        s.state == Some(State::Established) && s.advertised_total() == 1
     })
     .await;
     // The wanted set changes: one withdrawal, one IPv6 announcement (next hop: the node's).
@@ -93,13 +112,13 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
 #[tokio::test]
 async fn a_silent_router_is_dropped_at_the_hold_time_and_dialled_again() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut peer = Peer::start(spec(listener.local_addr().unwrap(), 3), wanted(&[]));
+    let Started { peer, mut reports } = start(spec(listener.local_addr().unwrap(), 3), wanted(&[]));
     let mut router = Router::accept(&listener).await;
     router.establish(3).await;
     // The router says nothing more; the speaker's keepalives arrive, then its verdict.
     let verdict = router.notification().await;
     assert_eq!(verdict, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
-    until(&mut peer.status, |s| {
+    until(&mut reports, |s| {
         s.last_down
             == Some(Down::NotificationSent(Notification::new(
                 code::HOLD_TIMER_EXPIRED,
@@ -110,14 +129,14 @@ async fn a_silent_router_is_dropped_at_the_hold_time_and_dialled_again() {
     // It dials again (after a second of backoff) and comes up.
     let mut again = Router::accept(&listener).await;
     again.establish(3).await;
-    until(&mut peer.status, |s| s.state == Some(State::Established)).await;
+    until(&mut reports, |s| s.state == Some(State::Established)).await;
     peer.stop(Stop::Silent).await;
 }
 
 #[tokio::test]
 async fn garbage_from_the_router_is_answered_with_a_notification() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut peer = Peer::start(spec(listener.local_addr().unwrap(), 90), wanted(&[]));
+    let Started { peer, mut reports } = start(spec(listener.local_addr().unwrap(), 90), wanted(&[]));
     let mut router = Router::accept(&listener).await;
     router.establish(90).await;
     router.stream.write_all(&[0u8; 19]).await.unwrap();
@@ -127,7 +146,7 @@ async fn garbage_from_the_router_is_answered_with_a_notification() {
         (code::HEADER, 1),
         "connection not synchronized"
     );
-    until(&mut peer.status, |s| {
+    until(&mut reports, |s| {
         matches!(s.last_down, Some(Down::NotificationSent(_)))
     })
     .await;
