@@ -271,9 +271,17 @@ def check_rbac(c, case, docs, readme_rules, full):
         f"{case}: no ClusterRole grants secrets",
         [d["metadata"]["name"] for d in roles if d["kind"] == "ClusterRole" and any("secrets" in r.get("resources", []) for r in d["rules"])],
     )
+    # The gossip key is a mounted volume; only the speaker's namespaced Role reads
+    # Secrets (list/watch, for BGPPeers' passwordSecret).
     c.check(
-        f"{case}: no role grants secrets at all (the key is a mounted volume)",
-        [d["metadata"]["name"] for d in roles if any("secrets" in r.get("resources", []) for r in d["rules"])],
+        f"{case}: only the speaker's Role grants secrets, and only list/watch",
+        [
+            f"{d['kind']}/{d['metadata']['name']}: {r.get('verbs')}"
+            for d in roles
+            for r in d["rules"]
+            if "secrets" in r.get("resources", [])
+            and (d["kind"] != "Role" or not d["metadata"]["name"].endswith("speaker") or set(r.get("verbs", [])) - {"list", "watch"})
+        ],
     )
     c.check(
         f"{case}: no escalate/bind/impersonate/deletecollection verbs",

@@ -1,6 +1,8 @@
 //! The watches the speaker keeps (Services, EndpointSlices, Nodes, and FerroLB's
-//! configuration: pools, advertisements, BGP peers, communities, BFD profiles), each into an in-memory store of what the speaker reads of it, and
-//! the [`View`] the engine plans from, read from those stores after each API change.
+//! configuration: pools, advertisements, BGP peers, communities, BFD profiles, and the
+//! namespace's basic-auth Secrets that hold BGP passwords), each into an in-memory store
+//! of what the speaker reads of it, and the [`View`] the engine plans from, read from
+//! those stores after each API change.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use ferrolb_crds::api::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
 use ferrolb_crds::service::ClassPolicy;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus, Service};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
@@ -29,6 +31,7 @@ pub struct Stores {
     peers: Records<BGPPeer>,
     communities: Records<Community>,
     bfd_profiles: Records<BFDProfile>,
+    secrets: Records<Secret>,
 }
 
 impl Stores {
@@ -72,6 +75,10 @@ impl Stores {
                 dirty,
                 |b: BFDProfile| Some(unannotated(b)),
             ),
+            // Only the type a BGPPeer's passwordSecret may name is kept (MetalLB's rule).
+            secrets: Records::watch(Api::namespaced(client.clone(), namespace), dirty, |s: Secret| {
+                (s.type_.as_deref() == Some("kubernetes.io/basic-auth")).then(|| unannotated(s))
+            }),
         }
     }
 
@@ -88,6 +95,7 @@ impl Stores {
             self.peers.listed(stop).await?,
             self.communities.listed(stop).await?,
             self.bfd_profiles.listed(stop).await?,
+            self.secrets.listed(stop).await?,
         ];
         Ok(if all.contains(&Listed::Stopped) {
             Listed::Stopped
@@ -107,7 +115,7 @@ impl Stores {
             communities: self.communities.read(|m| m.values().cloned().collect()),
             bfd_profiles: self.bfd_profiles.read(|m| m.values().cloned().collect()),
             nodes: self.nodes.read(|m| m.values().cloned().collect()),
-            ..Objects::default()
+            secrets: self.secrets.read(|m| m.values().cloned().collect()),
         };
         View {
             services: self.services.read(|services| {

@@ -79,12 +79,11 @@ impl Peers {
                 );
             }
             for (name, intent) in &intents {
-                let report = reports.entry(name.clone()).or_insert_with(|| Report {
+                reports.entry(name.clone()).or_insert_with(|| Report {
                     address: report::address_label(intent.spec.address),
                     problem: None,
                     status: Some(PeerStatus::default()),
                 });
-                report.problem = limits.get(name).copied();
             }
             first || *reports != before
         });

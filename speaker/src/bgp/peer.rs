@@ -74,6 +74,9 @@ async fn dial(spec: &PeerSpec) -> std::io::Result<TcpStream> {
     if let Some(source) = spec.source {
         socket.bind(SocketAddr::new(source, 0))?;
     }
+    if let Some(password) = &spec.password {
+        crate::host::tcp_md5::set(&socket, spec.address, password.0.as_bytes())?;
+    }
     let stream = socket.connect(spec.address).await?;
     if spec.multihop {
         // IPv4's TTL; an IPv6 session's hop limit is the kernel's default (64).

@@ -49,7 +49,7 @@ impl PeerStatus {
 pub struct Report {
     /// The peer's address and port.
     pub address: String,
-    /// What this node cannot do for the peer (see `crate::engine::Limits`).
+    /// Why this node cannot run the session (see `crate::engine::Limits`).
     pub problem: Option<&'static str>,
     /// The task's report; `None` for a peer this node cannot run.
     pub status: Option<PeerStatus>,

@@ -34,12 +34,24 @@ pub struct PeerSpec {
     pub source: Option<IpAddr>,
     /// `ebgpMultiHop`: send with TTL 255.
     pub multihop: bool,
+    /// The TCP MD5 key (`password`, or the Secret of `passwordSecret`).
+    pub password: Option<Password>,
     /// The node's addresses, next hops of the family the session's own address is not.
     pub node_v4: Option<Ipv4Addr>,
     /// See `node_v4`.
     pub node_v6: Option<Ipv6Addr>,
     /// The session's terms.
     pub session: session::Config,
+}
+
+/// A TCP MD5 key, never shown in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 /// One session this node keeps, and its routes.
@@ -56,7 +68,7 @@ pub struct PeerIntent {
 /// Every session this node keeps, by BGPPeer name.
 pub type Intents = BTreeMap<String, PeerIntent>;
 
-/// What this speaker cannot do for a peer, by BGPPeer name: the field and what follows.
+/// The peers this speaker cannot run, by BGPPeer name: the field and why.
 pub type Limits = BTreeMap<String, &'static str>;
 
 /// A Service's addresses of one family that a peer does not get, and why.
@@ -75,8 +87,7 @@ pub struct Refusal {
 pub struct BgpActions {
     /// Every session to keep, with its routes (a session missing here is to be stopped).
     pub intents: Intents,
-    /// What this node cannot do for some peers (those it cannot run at all are not in
-    /// `intents`).
+    /// The peers this node cannot run (not in `intents`), with why.
     pub limits: Limits,
     /// The node's ServiceBGPStatus records.
     pub statuses: Desired<ServiceBGPStatusStatus>,
@@ -234,8 +245,8 @@ fn refused_family(spec: &PeerSpec, dual_stack: bool, family: Family) -> Option<&
     }
 }
 
-/// The sessions and routes of node `me` in `view`, what it cannot do for some peers
-/// (those it cannot run at all are left out), and the addresses it refuses to a peer.
+/// The sessions and routes of node `me` in `view`, the peers it cannot run (left out),
+/// and the addresses it refuses to a peer.
 pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
     let mut limits = Limits::new();
     let mut refused = BTreeSet::new();
@@ -258,12 +269,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
             continue;
         };
         let spec = match spec(peer, node_v4, node_v6) {
-            Ok((spec, limit)) => {
-                if let Some(limit) = limit {
-                    limits.insert(name.to_string(), limit);
-                }
-                spec
-            }
+            Ok(spec) => spec,
             Err(limit) => {
                 limits.insert(name.to_string(), limit);
                 continue;
@@ -331,23 +337,26 @@ fn community(value: &CommunityValue) -> Community {
     }
 }
 
-/// The session of `peer` from a node with these addresses, with what it lacks; `Err`
-/// for a peer this speaker cannot run yet, saying why.
+/// The session of `peer` from a node with these addresses; `Err` for a peer this
+/// speaker cannot run, saying why.
 fn spec(
     peer: &config::Peer,
     node_v4: Option<Ipv4Addr>,
     node_v6: Option<Ipv6Addr>,
-) -> Result<(PeerSpec, Option<&'static str>), &'static str> {
+) -> Result<PeerSpec, &'static str> {
     let PeerAddress::Ip(ip) = &peer.address else {
         return Err("unnumbered sessions (spec.interface) are not supported: peer skipped");
     };
     if peer.vrf.is_some() {
         return Err("sessions in a VRF (spec.vrf) are not supported: peer skipped");
     }
-    let limit = peer
+    if peer
         .password
-        .is_some()
-        .then_some("TCP MD5 (spec.password) is not supported yet: the session runs without it");
+        .as_ref()
+        .is_some_and(|p| p.len() > crate::host::tcp_md5::MAX_KEY_LEN)
+    {
+        return Err("the TCP MD5 password is longer than 80 bytes (the kernel's limit): peer skipped");
+    }
     let Some(router_id) = peer.router_id.or(node_v4) else {
         return Err("no spec.routerID and no IPv4 InternalIP on the node: peer skipped");
     };
@@ -360,6 +369,7 @@ fn spec(
         address: SocketAddr::new(*ip, peer.port),
         source: peer.source_address,
         multihop: peer.ebgp_multi_hop,
+        password: peer.password.clone().map(Password),
         node_v4,
         node_v6,
         session: session::Config {
@@ -379,5 +389,5 @@ fn spec(
             },
         },
     };
-    Ok((spec, limit))
+    Ok(spec)
 }

@@ -502,10 +502,12 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
 }
 
 #[test]
-fn peers_this_speaker_cannot_fully_serve_are_named_with_why() {
+fn peers_this_speaker_cannot_run_are_named_with_why_and_md5_keys_pass_through() {
     let text = format!(
         "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: md5, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.253, password: secret}}\n\
-         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: red, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.252, vrf: red}}\n"
+         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: red, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.252, vrf: red}}\n\
+         ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: long, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.251, password: {}}}\n",
+        "k".repeat(81)
     );
     let outcome = config::build(NS, &config::parse_manifests(&text).unwrap());
     assert!(outcome.issues.is_empty(), "{:?}", outcome.issues);
@@ -519,8 +521,12 @@ fn peers_this_speaker_cannot_fully_serve_are_named_with_why() {
         ["md5"],
         "the VRF peer is skipped"
     );
-    assert!(limits["md5"].contains("spec.password"), "{}", limits["md5"]);
+    let key = intents["md5"].spec.password.as_ref().expect("the key");
+    assert_eq!(key.0, "secret");
+    assert_eq!(format!("{key:?}"), "Password(..)", "never logged");
     assert!(limits["red"].contains("spec.vrf"), "{}", limits["red"]);
+    assert!(limits["long"].contains("80 bytes"), "{}", limits["long"]);
+    assert!(!limits.contains_key("md5"));
 }
 
 #[test]

@@ -5,3 +5,4 @@ pub mod links;
 pub mod netlink;
 pub mod nftables;
 pub mod steering;
+pub mod tcp_md5;

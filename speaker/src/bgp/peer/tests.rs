@@ -22,6 +22,7 @@ fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
         address,
         source: None,
         multihop: false,
+        password: None,
         node_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
         node_v6: Some("fd00::1".parse().unwrap()),
         session: session::Config {
@@ -150,5 +151,132 @@ async fn garbage_from_the_router_is_answered_with_a_notification() {
         matches!(s.last_down, Some(Down::NotificationSent(_)))
     })
     .await;
+    peer.stop(Stop::Silent).await;
+}
+
+#[tokio::test]
+async fn an_md5_signed_session_comes_up_only_with_the_right_key() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    // The router signs with "right" whatever the speaker's port (the key is per address).
+    crate::host::tcp_md5::set(&listener, "127.0.0.1:0".parse().unwrap(), b"right").unwrap();
+    let mut signed = spec(at, 90);
+    signed.password = Some(crate::engine::Password("right".into()));
+    let Started { peer, mut reports } = start(signed, wanted(&[]));
+    let mut router = Router::accept(&listener).await;
+    router.establish(90).await;
+    until(&mut reports, |s| s.state == Some(State::Established)).await;
+    peer.stop(Stop::Silent).await;
+    drop(router);
+    // A wrong key: the kernel drops the SYNs, the dial times out, the report says so.
+    let mut wrong = spec(at, 90);
+    wrong.password = Some(crate::engine::Password("wrong".into()));
+    wrong.session.connect_timeout = Duration::from_millis(500);
+    let Started { peer, mut reports } = start(wrong, wanted(&[]));
+    until(&mut reports, |s| s.last_down == Some(Down::ConnectFailed)).await;
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection without the right key");
+    assert_ne!(
+        reports.borrow()["r"].status.as_ref().unwrap().state,
+        Some(State::Established)
+    );
+    peer.stop(Stop::Silent).await;
+}
+
+/// A header announcing `len` bytes of message type `kind`, then `body`.
+fn raw(kind: u8, len: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xff; 16];
+    out.extend(len.to_be_bytes());
+    out.push(kind);
+    out.extend(body);
+    out
+}
+
+#[tokio::test]
+async fn malformed_input_gets_the_right_notification_and_the_speaker_dials_again() {
+    use ferrolb_bgp::message::{Message, Open, open_error};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut fast = spec(listener.local_addr().unwrap(), 90);
+    fast.session.connect_time = Some(Duration::from_millis(100));
+    let Started { peer, mut reports } = start(fast, wanted(&["10.77.0.200/32"]));
+    let open = |version: u8, asn: u32| {
+        Message::Open(Open {
+            version,
+            asn,
+            hold_time: 90,
+            router_id: Ipv4Addr::new(10, 0, 0, 254),
+            families: Some(BTreeSet::from([Family::Ipv4Unicast])),
+            four_octet: true,
+            route_refresh: true,
+        })
+    };
+    /// What is sent, the OPEN the router answers with (or `None` to establish first and
+    /// send raw bytes after), the bytes, the verdict.
+    type Case = (&'static str, Option<Message>, Vec<u8>, (u8, u8));
+    let cases: Vec<Case> = vec![
+        (
+            "BGP version 3",
+            Some(open(3, 64513)),
+            vec![],
+            (code::OPEN, open_error::UNSUPPORTED_VERSION),
+        ),
+        (
+            "the wrong AS",
+            Some(open(4, 65000)),
+            vec![],
+            (code::OPEN, open_error::BAD_PEER_AS),
+        ),
+        (
+            "a 5,000-byte message",
+            None,
+            raw(2, 5000, &[0; 64]),
+            (code::HEADER, 2),
+        ),
+        (
+            "an unknown message type",
+            None,
+            raw(9, 19, &[]),
+            (code::HEADER, 3),
+        ),
+        (
+            "an UPDATE whose withdrawn routes overrun it",
+            None,
+            raw(2, 23, &[0, 200, 0, 0]),
+            (code::UPDATE, 1),
+        ),
+        ("a bad marker", None, vec![0; 19], (code::HEADER, 1)),
+    ];
+    for (what, answer, bytes, verdict) in cases {
+        let mut router = Router::accept(&listener).await;
+        match answer {
+            Some(open) => {
+                let _ = router.next().await.expect("the speaker's OPEN");
+                router.send(&open).await;
+            }
+            None => {
+                router.establish(90).await;
+                let _ = router.updates(1, 0).await;
+                router.stream.write_all(&bytes).await.unwrap();
+            }
+        }
+        let n = router.notification().await;
+        assert_eq!((n.code, n.subcode), verdict, "{what}: {n}");
+        until(&mut reports, |s| {
+            s.last_down == Some(Down::NotificationSent(n.clone()))
+        })
+        .await;
+        assert_eq!(router.next().await, None, "{what}: the speaker closes");
+    }
+    // Survived all of it: the next connection comes up and carries the route.
+    let mut router = Router::accept(&listener).await;
+    router.establish(90).await;
+    assert_announced(&router.updates(1, 0).await, "10.77.0.200/32");
+    let sent = reports.borrow()["r"]
+        .status
+        .as_ref()
+        .unwrap()
+        .notifications_sent
+        .clone();
+    assert_eq!(sent.values().sum::<u64>(), 6, "{sent:?}");
     peer.stop(Stop::Silent).await;
 }
