@@ -10,6 +10,7 @@ pub mod chart;
 pub mod net;
 pub mod pods;
 mod relay;
+pub mod routers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
