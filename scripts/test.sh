@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 ensure_debian_packages build-essential ca-certificates python3 python3-venv
 ensure_rust
 # The Layer 2 lab (tests/lab): namespaces, nftables, kernel clients, keepalived for the
-# failover comparison; BIRD 2 as the BGP lab's router.
-ensure_debian_packages iproute2 nftables arping ndisc6 iputils-ping curl keepalived tcpdump bird2
+# failover comparison; BIRD 2, FRR, GoBGP and ExaBGP as the BGP labs' routers.
+ensure_debian_packages iproute2 nftables arping ndisc6 iputils-ping curl keepalived tcpdump bird2 frr gobgpd exabgp
 # kubectl, helm and the Python client drive the API test server in tests/apiserver and
 # the chart lab; kubernetes-validate and jsonschema check the rendered chart.
 ensure_client_tools

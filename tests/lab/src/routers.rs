@@ -124,7 +124,9 @@ impl Router {
         };
         match kind {
             Kind::Bird => router.start_bird(lab, setup)?,
-            Kind::Frr | Kind::Gobgp | Kind::Exabgp => anyhow::bail!("{} is not wired yet", kind.name()),
+            Kind::Frr => router.start_frr(lab, setup).await?,
+            Kind::Gobgp => router.start_gobgp(lab, setup)?,
+            Kind::Exabgp => router.start_exabgp(lab, setup)?,
         }
         until(&format!("{} listening on port 179", kind.name()), 20, || {
             router.listening(lab).then_some(())
@@ -154,6 +156,7 @@ impl Router {
 
     /// Every path the router has for `prefix` (exactly that prefix).
     pub fn paths(&self, lab: &Lab, prefix: &str) -> Vec<Path> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         match self.kind {
             Kind::Bird => bird_paths(
                 &self.run(
@@ -170,8 +173,35 @@ impl Router {
                 ),
                 prefix,
             ),
-            Kind::Frr | Kind::Gobgp | Kind::Exabgp => Vec::new(),
+            Kind::Frr => frr_paths(&self.vtysh(lab, &format!("show bgp {family} unicast {prefix} json"))),
+            Kind::Gobgp => gobgp_paths(
+                &self.run(
+                    lab,
+                    &[
+                        "gobgp",
+                        "-u",
+                        "127.0.0.1",
+                        "-p",
+                        GOBGP_API,
+                        "global",
+                        "rib",
+                        "-a",
+                        family,
+                        prefix,
+                        "-j",
+                    ],
+                ),
+                prefix,
+            ),
+            Kind::Exabgp => exabgp_paths(
+                &std::fs::read_to_string(self.path("table.json")).unwrap_or_default(),
+                prefix,
+            ),
         }
+    }
+
+    fn vtysh(&self, lab: &Lab, command: &str) -> String {
+        self.run(lab, &["vtysh", "--vty_socket", &self.path(""), "-c", command])
     }
 
     /// What the router says of its session with `neighbor` (state and last error), as
@@ -193,7 +223,26 @@ impl Router {
                     &format!("node{i}"),
                 ],
             ),
-            Kind::Frr | Kind::Gobgp | Kind::Exabgp => String::new(),
+            Kind::Frr => self.vtysh(lab, &format!("show bgp neighbors {neighbor} json")),
+            Kind::Gobgp => self.run(
+                lab,
+                &[
+                    "gobgp",
+                    "-u",
+                    "127.0.0.1",
+                    "-p",
+                    GOBGP_API,
+                    "neighbor",
+                    neighbor,
+                    "-j",
+                ],
+            ),
+            Kind::Exabgp => std::fs::read_to_string(self.path("messages.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&format!("\"peer\": \"{neighbor}\"")) && l.contains("\"state\""))
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -206,7 +255,21 @@ impl Router {
                 text.contains("Received: Peer de-configured")
                     || text.contains("Received: Administrative shutdown")
             }
-            Kind::Frr | Kind::Gobgp | Kind::Exabgp => false,
+            // "lastNotificationReason": "Cease\/Peer Unconfigured",
+            // "lastResetDueTo": "BGP Notification received".
+            Kind::Frr => text.contains("Notification received") && text.contains("Cease"),
+            // Its JSON gives no reason: a NOTIFICATION received, and the session down.
+            Kind::Gobgp => {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let state = &json["state"];
+                state["messages"]["received"]["notification"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    >= 1
+                    && state["session_state"].as_u64() != Some(6)
+            }
+            // "reason": "peer reset, message (notification received (6,3)) …"
+            Kind::Exabgp => text.contains("notification received (6,"),
         }
     }
 
@@ -233,12 +296,54 @@ impl Router {
             || (self.next_hops(lab, prefix) == want).then_some(()),
         )
         .await
-        .with_context(|| format!("{} has {:?}", self.kind.name(), self.paths(lab, prefix)))
+        .with_context(|| {
+            format!(
+                "{} has {:?}; its table:\n{}",
+                self.kind.name(),
+                self.paths(lab, prefix),
+                self.table(lab)
+            )
+        })
+    }
+
+    /// The router's whole table, as its CLI shows it (for failure messages).
+    pub fn table(&self, lab: &Lab) -> String {
+        match self.kind {
+            Kind::Bird => self.run(
+                lab,
+                &["birdc", "-s", &self.path("bird.ctl"), "show", "route", "all"],
+            ),
+            Kind::Frr => self.vtysh(lab, "show bgp ipv4 unicast") + &self.vtysh(lab, "show bgp ipv6 unicast"),
+            Kind::Gobgp => ["ipv4", "ipv6"]
+                .iter()
+                .map(|f| {
+                    self.run(
+                        lab,
+                        &[
+                            "gobgp",
+                            "-u",
+                            "127.0.0.1",
+                            "-p",
+                            GOBGP_API,
+                            "global",
+                            "rib",
+                            "-a",
+                            f,
+                        ],
+                    )
+                })
+                .collect(),
+            Kind::Exabgp => std::fs::read_to_string(self.path("table.json")).unwrap_or_default(),
+        }
     }
 
     fn start_bird(&self, lab: &mut Lab, setup: &Setup) -> anyhow::Result<()> {
+        // Microsecond timestamps in UTC (TZ at the start): the benchmarks read when the
+        // session came up and when each route arrived from BIRD itself.
         let mut conf = format!(
             "router id {};\n\
+             timeformat route iso long us;\n\
+             timeformat protocol iso long us;\n\
              protocol device {{}}\n\
              protocol direct {{ ipv4; ipv6; }}\n\
              protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}\n\
@@ -268,6 +373,284 @@ impl Router {
             &self.host,
             &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
         )
+    }
+
+    async fn start_frr(&self, lab: &mut Lab, setup: &Setup) -> anyhow::Result<()> {
+        let mut conf = format!(
+            "frr defaults traditional\nhostname router\n!\nrouter bgp {}\n bgp router-id {}\n \
+             no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n \
+             coalesce-time 50\n",
+            setup.asn, setup.router_id
+        );
+        for n in &setup.neighbors {
+            conf += &format!(
+                " neighbor {} remote-as {}\n neighbor {} passive\n",
+                n.address, n.asn, n.address
+            );
+            if let Some(p) = &n.password {
+                conf += &format!(" neighbor {} password {p}\n", n.address);
+            }
+        }
+        for family in ["ipv4", "ipv6"] {
+            conf += &format!(" !\n address-family {family} unicast\n");
+            for n in &setup.neighbors {
+                conf += &format!("  neighbor {} activate\n", n.address);
+            }
+            conf += "  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n";
+        }
+        std::fs::write(self.path("bgpd.conf"), conf + "!\n")?;
+        std::fs::write(self.path("zebra.conf"), "hostname router\n")?;
+        // The daemons drop to user frr: it must own their directory.
+        crate::sh(&["chown", "-R", "frr:frr", &self.path("")])?;
+        let zserv = self.path("zserv.api");
+        let daemon = |name: &str| {
+            vec![
+                format!("/usr/lib/frr/{name}"),
+                "-f".into(),
+                self.path(&format!("{name}.conf")),
+                "-i".into(),
+                self.path(&format!("{name}.pid")),
+                "-z".into(),
+                zserv.clone(),
+                "--vty_socket".into(),
+                self.path(""),
+                "-P".into(),
+                "0".into(),
+                "--log".into(),
+                format!("file:{}", self.path(&format!("{name}.log"))),
+            ]
+        };
+        let args = daemon("zebra");
+        lab.spawn(
+            "zebra",
+            &self.host,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        let zebra = |lab: &Lab, command: &str| {
+            self.run(
+                lab,
+                &[
+                    "vtysh",
+                    "--vty_socket",
+                    &self.path(""),
+                    "-d",
+                    "zebra",
+                    "-c",
+                    command,
+                ],
+            )
+        };
+        until("zebra", 20, || {
+            (!zebra(lab, "show version").is_empty()).then_some(())
+        })
+        .await?;
+        // bgpd must find zebra at once: a retry comes 10 s later, and sessions that come
+        // up meanwhile lack interface data (IPv6 next hops go wrong).
+        let args = daemon("bgpd");
+        lab.spawn(
+            "bgpd",
+            &self.host,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        until("bgpd registered with zebra", 20, || {
+            zebra(lab, "show zebra client summary")
+                .lines()
+                .any(|l| l.starts_with("bgp"))
+                .then_some(())
+        })
+        .await
+    }
+
+    fn start_gobgp(&self, lab: &mut Lab, setup: &Setup) -> anyhow::Result<()> {
+        let mut conf = format!(
+            "[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = 179\n  local-address-list = [\"{}\", \"{}\"]\n\
+             [global.apply-policy.config]\n  default-export-policy = \"reject-route\"\n",
+            setup.asn, setup.router_id, setup.router_id, setup.address_v6
+        );
+        for n in &setup.neighbors {
+            let local = if n.address.contains(':') {
+                &setup.address_v6
+            } else {
+                &setup.router_id
+            };
+            conf += &format!(
+                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
+                n.address, n.asn
+            );
+            if let Some(p) = &n.password {
+                conf += &format!("    auth-password = \"{p}\"\n");
+            }
+            conf += &format!(
+                "  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"{local}\"\n"
+            );
+            for family in ["ipv4-unicast", "ipv6-unicast"] {
+                conf += &format!(
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
+                );
+            }
+        }
+        std::fs::write(self.path("gobgpd.toml"), conf)?;
+        let conf = self.path("gobgpd.toml");
+        let api = format!("127.0.0.1:{GOBGP_API}");
+        lab.spawn(
+            "gobgpd",
+            &self.host,
+            &[
+                "gobgpd",
+                "-f",
+                &conf,
+                "--api-hosts",
+                &api,
+                "-p",
+                "--pprof-disable",
+            ],
+        )
+    }
+
+    fn start_exabgp(&self, lab: &mut Lab, setup: &Setup) -> anyhow::Result<()> {
+        let collector = self.path("collector.py");
+        std::fs::write(&collector, include_str!("routers/exabgp_collector.py"))?;
+        let mut conf = format!(
+            "process collector {{\n  run /usr/bin/python3 {collector} {} {};\n  encoder json;\n}}\n\
+             template {{\n  neighbor nodes {{\n    router-id {};\n    local-as {};\n    passive true;\n    \
+             family {{ ipv4 unicast; ipv6 unicast; }}\n    \
+             api {{ processes [ collector ]; neighbor-changes; receive {{ parsed; update; notification; }} }}\n  }}\n}}\n",
+            self.path("table.json"),
+            self.path("messages.jsonl"),
+            setup.router_id,
+            setup.asn
+        );
+        for n in &setup.neighbors {
+            let local = if n.address.contains(':') {
+                &setup.address_v6
+            } else {
+                &setup.router_id
+            };
+            conf += &format!(
+                "neighbor {} {{\n  inherit nodes;\n  local-address {local};\n  peer-as {};\n",
+                n.address, n.asn
+            );
+            if let Some(p) = &n.password {
+                conf += &format!("  md5-password {p};\n");
+            }
+            conf += "}\n";
+        }
+        std::fs::write(self.path("exabgp.conf"), conf)?;
+        let bind = format!("exabgp.tcp.bind={} {}", setup.router_id, setup.address_v6);
+        let conf = self.path("exabgp.conf");
+        lab.spawn(
+            "exabgp",
+            &self.host,
+            &[
+                "env",
+                &bind,
+                "exabgp.tcp.port=179",
+                "exabgp.api.cli=false",
+                "exabgp.daemon.user=root",
+                "exabgp.log.destination=stdout",
+                "exabgp",
+                &conf,
+            ],
+        )
+    }
+
+    /// BIRD: the number of routes learned from `neighbor`, and when the last of them
+    /// arrived (UTC seconds since the epoch).
+    pub fn bird_routes(&self, lab: &Lab, neighbor: &str) -> (usize, Option<f64>) {
+        let protocol = self.bird_protocol(neighbor);
+        let text = self.run(
+            lab,
+            &[
+                "birdc",
+                "-s",
+                &self.path("bird.ctl"),
+                "show",
+                "route",
+                "protocol",
+                &protocol,
+            ],
+        );
+        let marker = format!("[{protocol} ");
+        let mut count = 0;
+        let mut last: Option<f64> = None;
+        for line in text.lines() {
+            let Some(rest) = line.split(&marker).nth(1) else {
+                continue;
+            };
+            count += 1;
+            let stamp: String = rest.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            if let Some(t) = bird_time(stamp.trim_end_matches(']')) {
+                last = Some(last.map_or(t, |l| l.max(t)));
+            }
+        }
+        (count, last)
+    }
+
+    /// BIRD: the number of routes learned from `neighbor` (cheap to ask often).
+    pub fn bird_count(&self, lab: &Lab, neighbor: &str) -> usize {
+        let protocol = self.bird_protocol(neighbor);
+        let text = self.run(
+            lab,
+            &[
+                "birdc",
+                "-s",
+                &self.path("bird.ctl"),
+                "show",
+                "route",
+                "protocol",
+                &protocol,
+                "count",
+            ],
+        );
+        // "10000 of 10000 routes for 10000 networks in table master4"
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+            .sum()
+    }
+
+    /// BIRD: when the session with `neighbor` entered its state, if it is Established
+    /// (UTC seconds since the epoch).
+    pub fn bird_established_at(&self, lab: &Lab, neighbor: &str) -> Option<f64> {
+        let protocol = self.bird_protocol(neighbor);
+        let text = self.run(
+            lab,
+            &[
+                "birdc",
+                "-s",
+                &self.path("bird.ctl"),
+                "show",
+                "protocols",
+                &protocol,
+            ],
+        );
+        // "node0      BGP        ---        up     2026-11-29 18:00:00.123456  Established"
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&protocol) && l.contains("Established"))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        bird_time(&format!("{} {}", words.get(4)?, words.get(5)?))
+    }
+
+    /// BIRD: when it learned `prefix` from `neighbor` (UTC seconds since the epoch).
+    pub fn bird_route_at(&self, lab: &Lab, neighbor: &str, prefix: &str) -> Option<f64> {
+        let protocol = self.bird_protocol(neighbor);
+        let text = self.run(
+            lab,
+            &["birdc", "-s", &self.path("bird.ctl"), "show", "route", prefix],
+        );
+        let marker = format!("[{protocol} ");
+        let rest = text.lines().find_map(|l| l.split(&marker).nth(1))?;
+        let stamp: Vec<&str> = rest.split_whitespace().take(2).collect();
+        bird_time(stamp.join(" ").trim_end_matches(']'))
+    }
+
+    fn bird_protocol(&self, neighbor: &str) -> String {
+        let i = self
+            .neighbors
+            .iter()
+            .position(|n| n == neighbor)
+            .unwrap_or(usize::MAX);
+        format!("node{i}")
     }
 
     /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the router's BGP process: a silent peer.
@@ -319,6 +702,111 @@ fn bird_paths(text: &str, prefix: &str) -> Vec<Path> {
     paths
 }
 
+/// The port of a GoBGP router's API (on the namespace's loopback).
+const GOBGP_API: &str = "50051";
+
+/// Paths of FRR's `show bgp FAMILY unicast PREFIX json`.
+fn frr_paths(text: &str) -> Vec<Path> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let list = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    };
+    json["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Path {
+            next_hop: p["nexthops"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|h| h["scope"].as_str() != Some("link-local"))
+                .and_then(|h| h["ip"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            communities: list(&p["community"]),
+            large_communities: list(&p["largeCommunity"]),
+            local_pref: p["locPrf"].as_u64().map(|v| v as u32),
+        })
+        .collect()
+}
+
+/// Paths of GoBGP's `global rib -a FAMILY PREFIX -j`.
+fn gobgp_paths(text: &str, prefix: &str) -> Vec<Path> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    json[prefix]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let mut path = Path::default();
+            for a in p["attrs"].as_array().into_iter().flatten() {
+                match a["type"].as_u64() {
+                    Some(3 | 14) => path.next_hop = a["nexthop"].as_str().unwrap_or_default().to_string(),
+                    Some(5) => path.local_pref = a["value"].as_u64().map(|v| v as u32),
+                    Some(8) => {
+                        path.communities = a["communities"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c.as_u64())
+                            .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                            .collect()
+                    }
+                    Some(32) => {
+                        path.large_communities = a["value"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|c| format!("{}:{}:{}", c["ASN"], c["LocalData1"], c["LocalData2"]))
+                            .collect()
+                    }
+                    _ => {}
+                }
+            }
+            path
+        })
+        .collect()
+}
+
+/// Paths of the ExaBGP collector's table.
+fn exabgp_paths(text: &str, prefix: &str) -> Vec<Path> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let strings = |v: &serde_json::Value| -> BTreeSet<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    };
+    json[prefix]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Path {
+            next_hop: p["next-hop"].as_str().unwrap_or_default().to_string(),
+            communities: strings(&p["communities"]),
+            large_communities: strings(&p["large-communities"]),
+            local_pref: p["local-pref"].as_u64().map(|v| v as u32),
+        })
+        .collect()
+}
+
+/// BIRD's `iso long us` time (UTC) in seconds since the epoch.
+pub fn bird_time(text: &str) -> Option<f64> {
+    let civil: k8s_openapi::jiff::civil::DateTime = text.trim().parse().ok()?;
+    let at = civil
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp();
+    Some(at.as_microsecond() as f64 / 1e6)
+}
+
 /// `(a,b) (c, d, e)` → `[a, b]`, `[c, d, e]`.
 fn tuples(list: &str) -> impl Iterator<Item = Vec<String>> + '_ {
     list.split('(').filter_map(|t| {
@@ -337,20 +825,24 @@ mod tests {
 
     #[test]
     fn bird_output_reads_as_paths() {
-        let text = "BIRD 2.0.12 ready.\n\
-Table master4:\n\
-10.77.0.200/32       unicast [node0 12:00:00.000] * (100) [AS4200000002i]\n\
-\tvia 10.77.0.11 on eth0\n\
-\tType: BGP univ\n\
-\tBGP.origin: IGP\n\
-\tBGP.as_path: 4200000002\n\
-\tBGP.next_hop: 10.77.0.11\n\
-\tBGP.community: (65000,1) (65000,2)\n\
-\tBGP.large_community: (4200000001, 2, 3)\n\
-                     unicast [node1 12:00:00.000] (100) [i]\n\
-\tvia 10.77.0.12 on eth0\n\
-\tBGP.next_hop: 10.77.0.12\n\
-\tBGP.local_pref: 150\n";
+        let text = [
+            "BIRD 2.0.12 ready.",
+            "Table master4:",
+            "10.77.0.200/32       unicast [node0 2026-11-29 18:00:00.123456] * (100) [AS4200000002i]",
+            "\tvia 10.77.0.11 on eth0",
+            "\tType: BGP univ",
+            "\tBGP.origin: IGP",
+            "\tBGP.as_path: 4200000002",
+            "\tBGP.next_hop: 10.77.0.11",
+            "\tBGP.community: (65000,1) (65000,2)",
+            "\tBGP.large_community: (4200000001, 2, 3)",
+            "                     unicast [node1 2026-11-29 18:00:00.123456] (100) [i]",
+            "\tvia 10.77.0.12 on eth0",
+            "\tBGP.next_hop: 10.77.0.12",
+            "\tBGP.local_pref: 150",
+        ]
+        .join("\n");
+        let text = text.as_str();
         let paths = bird_paths(text, "10.77.0.200/32");
         assert_eq!(paths.len(), 2);
         assert_eq!(paths[0].next_hop, "10.77.0.11");
@@ -364,5 +856,11 @@ Table master4:\n\
         );
         assert_eq!(paths[1].local_pref, Some(150));
         assert!(bird_paths(text, "10.77.0.201/32").is_empty());
+    }
+
+    #[test]
+    fn bird_times_read_in_utc() {
+        assert_eq!(bird_time("1970-01-01 00:00:01.500000"), Some(1.5));
+        assert_eq!(bird_time("garbage"), None);
     }
 }

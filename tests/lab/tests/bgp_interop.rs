@@ -69,7 +69,7 @@ async fn interop(kind: Kind) {
     let mut lab = Lab::start(&format!("i{}", &kind.name()[..2])).await.expect("lab");
     let (n1, n2) = (lab.net.host("n1").clone(), lab.net.host("n2").clone());
     let router_host = lab.net.host(CLIENT.0).clone();
-    let md5 = matches!(kind, Kind::Bird | Kind::Frr);
+    let md5 = true;
     let password = md5.then(|| PASSWORD.to_string());
     let setup = Setup {
         asn: ROUTER_ASN,
@@ -272,4 +272,19 @@ async fn interop(kind: Kind) {
 #[tokio::test]
 async fn interop_bird() {
     interop(Kind::Bird).await;
+}
+
+#[tokio::test]
+async fn interop_frr() {
+    interop(Kind::Frr).await;
+}
+
+#[tokio::test]
+async fn interop_gobgp() {
+    interop(Kind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn interop_exabgp() {
+    interop(Kind::Exabgp).await;
 }

@@ -1,4 +1,4 @@
-//! The Layer 2 benchmarks of BENCHMARKS.md, measured in the namespace lab (needs root;
+//! The lab benchmarks of BENCHMARKS.md, measured in the namespace lab (needs root;
 //! build the workspace first, in release for the published figures):
 //!
 //! - `failover [--profile P] [--event link|sigterm]`: outage seen by a client pinging
@@ -8,12 +8,17 @@
 //! - `arp-latency`: ARP answer time of the speaker next to the kernel's, seen by arping;
 //! - `rss [--services N]`: speaker peak memory with N dual-stack Services announced by
 //!   one node;
+//! - `bgp-table [--prefixes N]`: N /32s into a BIRD router: session up → all routes
+//!   and withdrawal of all, FerroLB next to BIRD and GoBGP as the speakers; a new
+//!   Service's route; speaker start → Established; the speaker's RSS (`bgp.rs`);
 //! - `rolling-upgrade`: FerroLB installed with helm (RBAC enforced, workloads run as
 //!   the chart's pod specs say); each run a `helm upgrade` of a speaker value rolled
 //!   out node by node as the DaemonSet controller does, the client's outage measured at
 //!   each node's step.
 //!
 //! Each prints one `FIGURE` line per run and a summary (median and worst).
+
+mod bgp;
 
 use std::time::{Duration, Instant};
 
@@ -61,6 +66,12 @@ enum What {
     },
     /// Outage per node while a `helm upgrade` rolls the speakers out.
     RollingUpgrade,
+    /// BGP: a table of many prefixes into a BIRD router.
+    BgpTable {
+        /// Prefixes (single-stack Services).
+        #[arg(long, default_value_t = 10_000)]
+        prefixes: usize,
+    },
     /// Speaker peak RSS with many announced Services.
     Rss {
         /// Dual-stack Services.
@@ -103,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             let outages = rolling_upgrades(cli.runs).await?;
             summary("rolling_upgrade_step", "ms", &outages);
         }
+        What::BgpTable { prefixes } => bgp::run(cli.runs, prefixes).await?,
         What::Rss { services } => {
             let mut peaks = Vec::new();
             for run in 1..=cli.runs {
