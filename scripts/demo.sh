@@ -6,7 +6,8 @@
 # through the VIPs, and a live failover with its measured outage. Everything it creates
 # is removed at the end, also when interrupted. Pass --hold to keep the lab up, --helm
 # to install FerroLB with its Helm chart into an API server that enforces RBAC and run
-# the chart's pods as their specs say (see ferrolb-demo --help).
+# the chart's pods as their specs say, --bgp for BGP to a BIRD router in the client's
+# namespace (see ferrolb-demo --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -16,7 +17,7 @@ fi
 . scripts/lib.sh
 
 ensure_debian_packages build-essential ca-certificates python3 python3-venv \
-    iproute2 nftables arping ndisc6 iputils-ping curl
+    iproute2 nftables arping ndisc6 iputils-ping curl bird2
 ensure_rust
 ensure_client_tools
 

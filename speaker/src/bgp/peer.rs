@@ -225,7 +225,17 @@ async fn run(
             _ = sleep_until(deadline) => Event::Tick,
         };
         match event {
-            Event::Stop(how) => inputs.push(Input::Stop(how)),
+            Event::Stop(how) => {
+                // Leaving for good: the routes are withdrawn first, so a router that
+                // keeps them after the Cease (as a graceful-restart helper may) still
+                // stops sending traffic here.
+                if matches!(how, Stop::Cease { .. })
+                    && let (Some(t), Some(c)) = (&up, &mut conn)
+                {
+                    let _ = write(c, &rib.sync(&BTreeMap::new(), t), &report).await;
+                }
+                inputs.push(Input::Stop(how));
+            }
             Event::Dialed(Ok(stream)) => {
                 dialing = None;
                 report.update(|s| s.dial_error.take().is_some());

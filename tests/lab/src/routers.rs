@@ -59,6 +59,9 @@ pub struct Neighbor {
     pub asn: u32,
     /// The TCP MD5 key.
     pub password: Option<String>,
+    /// A multihop session to this router address (BIRD only): the router answers from
+    /// it and resolves the next hops recursively.
+    pub multihop_to: Option<String>,
 }
 
 /// The router's side.
@@ -273,14 +276,14 @@ impl Router {
         }
     }
 
-    /// The next hops of `prefix`'s paths, sorted.
+    /// The next hops of `prefix`'s paths, sorted, each once.
     pub fn next_hops(&self, lab: &Lab, prefix: &str) -> Vec<String> {
-        let mut hops: Vec<String> = self.paths(lab, prefix).into_iter().map(|p| p.next_hop).collect();
-        hops.sort();
-        hops
+        let hops: BTreeSet<String> = self.paths(lab, prefix).into_iter().map(|p| p.next_hop).collect();
+        hops.into_iter().collect()
     }
 
-    /// Waits until `prefix`'s next hops are exactly `hops` (in any order).
+    /// Waits until `prefix`'s next hops are exactly `hops` (in any order; a node with
+    /// two sessions to the router gives one next hop twice, counted once).
     pub async fn until_next_hops(
         &self,
         lab: &Lab,
@@ -356,10 +359,14 @@ impl Router {
                 .as_ref()
                 .map(|p| format!("password \"{p}\";"))
                 .unwrap_or_default();
+            let local = match &n.multihop_to {
+                Some(at) => format!("local {at} as {}; multihop;", setup.asn),
+                None => format!("local as {};", setup.asn),
+            };
             conf += &format!(
-                "protocol bgp node{i} {{ local as {}; neighbor {} as {}; passive on; error wait time 1, 5; {password}\n  \
+                "protocol bgp node{i} {{ {local} neighbor {} as {}; passive on; error wait time 0, 0; {password}\n  \
                    ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
-                setup.asn, n.address, n.asn
+                n.address, n.asn
             );
         }
         std::fs::write(self.path("bird.conf"), conf)?;

@@ -12,7 +12,8 @@
 //! - a wrong MD5 key keeps a session down with the reason in its BGPSessionState;
 //! - a drained node withdraws and keeps its session; a deleted Service is withdrawn; a
 //!   deleted BGPPeer ends its session with a Cease; a silent router (SIGSTOP) is
-//!   dropped at the hold time (BIRD's run).
+//!   dropped at the hold time, and a multihop session to the router's loopback address
+//!   comes up (BIRD's run).
 //!
 //! Needs root and the router's package; in CI it must run, elsewhere it skips.
 
@@ -28,6 +29,8 @@ use serde_json::{Value, json};
 const ROUTER_ASN: u32 = 4_200_000_001;
 const NODE_ASN: u32 = 4_200_000_002;
 const PASSWORD: &str = "s3cret-md5";
+/// The router's loopback address for the multihop session (BIRD's run).
+const MULTIHOP: &str = "fd00:78::1";
 
 async fn create<K>(api: &Api<K>, body: Value)
 where
@@ -80,20 +83,50 @@ async fn interop(kind: Kind) {
                 address: n1.v4.clone(),
                 asn: NODE_ASN,
                 password: password.clone(),
+                multihop_to: None,
             },
             Neighbor {
                 address: n2.v6.clone(),
                 asn: ROUTER_ASN,
                 password: None,
+                multihop_to: None,
             },
             // n2 over IPv4 with a key the speaker will not have.
             Neighbor {
                 address: n2.v4.clone(),
                 asn: NODE_ASN,
                 password: password.clone(),
+                multihop_to: None,
             },
         ],
     };
+    let mut setup = setup;
+    if kind == Kind::Bird {
+        // n1 also peers with an address on the router's loopback, routed through its LAN
+        // address: not directly connected, so both sides need multihop.
+        let ip = |host: &str, args: &[&str]| {
+            let mut command = vec!["ip", "-6"];
+            command.extend(args);
+            assert!(
+                lab.net.exec(host, &command).status().unwrap().success(),
+                "{args:?}"
+            );
+        };
+        ip(
+            CLIENT.0,
+            &["addr", "add", &format!("{MULTIHOP}/128"), "dev", "lo"],
+        );
+        ip(
+            "n1",
+            &["route", "add", &format!("{MULTIHOP}/128"), "via", &router_host.v6],
+        );
+        setup.neighbors.push(Neighbor {
+            address: n1.v6.clone(),
+            asn: NODE_ASN,
+            password: None,
+            multihop_to: Some(MULTIHOP.into()),
+        });
+    }
     let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
         .await
         .expect("router");
@@ -129,6 +162,15 @@ async fn interop(kind: Kind) {
             "myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router_host.v4, "password": "not-the-key",
             "connectTime": "2s",
             "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "n2"}}]}})).await;
+    }
+    if kind == Kind::Bird {
+        create(
+            &peers,
+            json!({"metadata": {"name": "multihop", "namespace": NS}, "spec": {
+                "myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": MULTIHOP, "ebgpMultiHop": true,
+                "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "n1"}}]}}),
+        )
+        .await;
     }
     let ads: Api<ferrolb_crds::api::BGPAdvertisement> = Api::namespaced(client.clone(), NS);
     create(
@@ -202,6 +244,17 @@ async fn interop(kind: Kind) {
             .unwrap();
             assert!(answer.starts_with("hello from n"), "{answer}");
         }
+    }
+    if kind == Kind::Bird {
+        session(&lab, "n1.multihop", "Established", |s| {
+            s.bgp_status == "Established" && s.advertised_ipv6 >= 1
+        })
+        .await;
+        until("routes over the multihop session", 20, || {
+            (router.bird_count(&lab, &n1.v6) >= 1).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", router.session(&lab, &n1.v6)));
     }
     if md5 {
         // The router drops the unsigned-for-it SYNs: never up, and the state says why.

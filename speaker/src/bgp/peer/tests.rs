@@ -99,11 +99,13 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
     assert_eq!(change.announced, ["fd00:77::200/128".parse::<IpNet>().unwrap()]);
     let mp_reach = &change.attributes[&14];
     assert_eq!(&mp_reach[4..20], &"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
-    // Stopped: a Cease with the reason, then the connection closes.
+    // Stopped: every route withdrawn, then a Cease with the reason, then the close.
     let stopping = tokio::spawn(peer.stop(Stop::Cease {
         subcode: cease::PEER_DECONFIGURED,
         reason: "BGPPeer deleted".into(),
     }));
+    let gone = router.updates(0, 1).await;
+    assert_eq!(gone.withdrawn, ["fd00:77::200/128".parse::<IpNet>().unwrap()]);
     let n = router.notification().await;
     assert_eq!((n.code, n.subcode), (code::CEASE, cease::PEER_DECONFIGURED));
     assert_eq!(router.next().await, None, "closed");

@@ -1,11 +1,13 @@
-//! FerroLB's local demo: the whole Layer 2 path on this machine, no cluster needed.
+//! FerroLB's local demo: the whole Layer 2 path (or, with `--bgp`, BGP to a BIRD
+//! router) on this machine, no cluster needed.
 //! Builds nothing itself (scripts/demo.sh builds first); needs root.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ferrolb_lab::{APPS, Lab, NODES, other, unavailable, until};
+use ferrolb_lab::routers::{Kind, Neighbor, Router, Setup};
+use ferrolb_lab::{APPS, CLIENT, Lab, NODES, NS, RANGES, other, unavailable, until};
 
 /// FerroLB's local demo: a network-namespace lab with two nodes and a client, the API
 /// test server, the controller and a speaker per node; a dual-stack Service, who
@@ -20,6 +22,10 @@ struct Cli {
     /// RBAC, and run the controller and speakers as the chart's pod specs say.
     #[arg(long)]
     helm: bool,
+    /// BGP instead of Layer 2: BIRD 2 in the client's namespace is the router; shows its
+    /// table with the VIP via both nodes, curl through it, and a node taken down.
+    #[arg(long, conflicts_with = "helm")]
+    bgp: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +98,9 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
         }
         lab
     };
+    if cli.bgp {
+        return bgp(lab, cli.hold).await;
+    }
     println!("== applying an IPAddressPool, an L2Advertisement and a dual-stack Service");
     let (v4, v6) = lab.web().await?;
     let port = lab.node_port("web").await?;
@@ -141,6 +150,84 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
             "== holding the lab (Ctrl-C to stop); e.g. ip netns exec {}client curl http://{v4}/",
             lab.net.prefix
         );
+        std::future::pending::<()>().await;
+    }
+    println!("== done: removing namespaces, nft tables and processes");
+    Ok(())
+}
+
+/// The BGP half: BIRD as the router, a BGPPeer and a BGPAdvertisement, the router's
+/// table, curl through it, a node's link down.
+async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
+    let client = lab.net.host(CLIENT.0).clone();
+    let neighbors = NODES
+        .iter()
+        .map(|(node, _)| Neighbor {
+            address: lab.net.host(node).v4.clone(),
+            asn: 64512,
+            password: None,
+            multihop_to: None,
+        })
+        .collect();
+    let setup = Setup {
+        asn: 64513,
+        router_id: client.v4.clone(),
+        address_v6: client.v6.clone(),
+        neighbors,
+    };
+    println!("== starting BIRD 2 in the client's namespace: AS 64513, passive sessions to n1 and n2");
+    let router = Router::start(&mut lab, Kind::Bird, CLIENT.0, &setup).await?;
+    println!(
+        "== applying an IPAddressPool, a BGPPeer (hold time 3 s), a BGPAdvertisement and a dual-stack Service"
+    );
+    let objects = format!(
+        "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lab, namespace: {NS}}}\nspec: {{addresses: [{}, {}]}}\n---\n\
+         apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router, namespace: {NS}}}\n\
+         spec: {{myASN: 64512, peerASN: 64513, peerAddress: {}, holdTime: 3s, dualStackAddressFamily: true}}\n---\n\
+         apiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: all, namespace: {NS}}}\nspec: {{communities: ['65000:1']}}\n",
+        RANGES[0], RANGES[1], client.v4
+    );
+    let file = lab.dir.join("bgp.yaml");
+    std::fs::write(&file, objects)?;
+    kubectl(&lab, &["apply", "-f", file.to_str().unwrap_or_default()]);
+    let port = lab.service("web", false).await?;
+    lab.endpoints("web", &["n1", "n2"]).await?;
+    lab.backends(port)?;
+    let (v4, v6) = lab.addresses("web").await?;
+    let (n1, n2) = (lab.net.host("n1").v4.clone(), lab.net.host("n2").v4.clone());
+    router
+        .until_next_hops(&lab, &format!("{v4}/32"), &[&n1, &n2], 20)
+        .await?;
+    kubectl(&lab, &["get", "bgpsessionstates", "-n", NS]);
+    println!("== the router's table for the VIPs (birdc show route)");
+    for prefix in [format!("{v4}/32"), format!("{v6}/128")] {
+        let paths = router.paths(&lab, &prefix);
+        let hops: Vec<&str> = paths.iter().map(|p| p.next_hop.as_str()).collect();
+        println!("   {prefix:<22} via {}", hops.join(", "));
+    }
+    println!("== curl from the client through the router's routes");
+    for url in [format!("http://{v4}/"), format!("http://[{v6}]/")] {
+        let body = until("curl", 10, || lab.curl(&url))
+            .await
+            .unwrap_or_else(|_| "(no answer)".into());
+        println!("   curl {url:<24} -> {body}");
+    }
+    println!("== n1's link down while the client pings {v4} every 10 ms (no BFD yet: the hold time decides)");
+    let pinger = lab.pinger(&v4)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.net.set_link("n1", false)?;
+    router
+        .until_next_hops(&lab, &format!("{v4}/32"), &[&n2], 20)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (outage, _) = pinger.outage();
+    println!(
+        "   the router dropped n1's route at its hold time; the client saw {:.0} ms without replies",
+        outage.as_secs_f64() * 1e3
+    );
+    lab.net.set_link("n1", true)?;
+    if hold {
+        println!("== holding the lab (Ctrl-C to stop)");
         std::future::pending::<()>().await;
     }
     println!("== done: removing namespaces, nft tables and processes");

@@ -41,6 +41,7 @@ pub async fn run(runs: usize, prefixes: usize) -> anyhow::Result<()> {
         address: address.to_string(),
         asn: NODE_ASN,
         password: None,
+        multihop_to: None,
     };
     let setup = Setup {
         asn: ROUTER_ASN,
@@ -226,6 +227,7 @@ async fn service(services: &Api<Service>, slices: &Api<EndpointSlice>, name: &st
             &serde_json::from_value(json!({
                 "metadata": {"name": name, "namespace": APPS},
                 "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                         "allocateLoadBalancerNodePorts": false,
                          "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
             }))?,
         )
