@@ -61,8 +61,9 @@ pub struct PeerIntent {
     pub spec: PeerSpec,
     /// The routes it should have from this node.
     pub wanted: Wanted,
-    /// The Services whose addresses those routes carry.
-    pub services: BTreeSet<ServiceKey>,
+    /// The Services whose addresses those routes carry (shared: the engine keeps the
+    /// last plan's).
+    pub services: Arc<BTreeSet<ServiceKey>>,
 }
 
 /// Every session this node keeps, by BGPPeer name.
@@ -102,6 +103,9 @@ pub struct Bgp {
     intents: Intents,
     limits: Limits,
     refused: BTreeSet<Refusal>,
+    /// The ServiceBGPStatus records of `intents`, kept up to date by the Services whose
+    /// peers changed (rebuilding 10,000 records at each step costs more than the plan).
+    statuses: Desired<ServiceBGPStatusStatus>,
 }
 
 impl Bgp {
@@ -121,50 +125,75 @@ impl Bgp {
         if self.planned && intents == self.intents && limits == self.limits && refused == self.refused {
             return None;
         }
-        let infos: BTreeMap<&ServiceKey, &ServiceInfo> = view.services.iter().map(|s| (&s.key, s)).collect();
-        let mut events = Vec::new();
-        let before = announced(&self.intents);
-        for (service, peers) in announced(&intents) {
-            let new: Vec<String> = peers
-                .iter()
-                .filter(|p| !before.get(service).is_some_and(|b| b.contains(*p)))
-                .map(|p| format!("{p} ({})", intents[*p].spec.address))
-                .collect();
-            if new.is_empty() {
-                continue;
+        // What changed, peer by peer: sorted sets compare in one pass.
+        let empty = BTreeSet::new();
+        let mut started: BTreeMap<&ServiceKey, Vec<String>> = BTreeMap::new();
+        let mut touched: BTreeSet<&ServiceKey> = BTreeSet::new();
+        for (peer, intent) in &intents {
+            let old = self.intents.get(peer).map_or(&empty, |i| &*i.services);
+            for service in intent.services.difference(old) {
+                started
+                    .entry(service)
+                    .or_default()
+                    .push(format!("{peer} ({})", intent.spec.address));
+                touched.insert(service);
             }
-            let ips = ips_of(infos.get(service));
-            tracing::info!(%service, ips, peers = ?new, "announcing by BGP");
-            events.push(event(
-                service,
-                infos.get(service),
-                false,
-                "bgpAnnounced",
-                format!("announcing {ips} from node {me} to BGP peers {}", new.join(", ")),
-            ));
+            touched.extend(old.difference(&intent.services));
         }
-        for refusal in refused.difference(&self.refused) {
-            let Refusal { service, peer, why } = refusal;
-            events.push(event(
-                service,
-                infos.get(service),
-                true,
-                "bgpNotAnnounced",
-                format!(
-                    "node {me} does not announce {} to BGP peer {peer}: {why}",
-                    ips_of(infos.get(service))
-                ),
-            ));
+        for (_, gone) in self.intents.iter().filter(|(p, _)| !intents.contains_key(*p)) {
+            touched.extend(gone.services.iter());
         }
-        let statuses = announced(&intents)
-            .into_iter()
-            .map(|(service, peers)| status::bgp_record(me, service, peers))
-            .collect();
+        let mut events = Vec::new();
+        let new_refusals: Vec<&Refusal> = refused.difference(&self.refused).collect();
+        if !started.is_empty() || !new_refusals.is_empty() {
+            let infos: BTreeMap<&ServiceKey, &ServiceInfo> =
+                view.services.iter().map(|s| (&s.key, s)).collect();
+            for (service, peers) in &started {
+                let ips = ips_of(infos.get(service));
+                tracing::info!(%service, ips, ?peers, "announcing by BGP");
+                events.push(event(
+                    service,
+                    infos.get(service),
+                    false,
+                    "bgpAnnounced",
+                    format!(
+                        "announcing {ips} from node {me} to BGP peers {}",
+                        peers.join(", ")
+                    ),
+                ));
+            }
+            for Refusal { service, peer, why } in new_refusals {
+                events.push(event(
+                    service,
+                    infos.get(service),
+                    true,
+                    "bgpNotAnnounced",
+                    format!(
+                        "node {me} does not announce {} to BGP peer {peer}: {why}",
+                        ips_of(infos.get(service))
+                    ),
+                ));
+            }
+        }
+        let mut statuses = std::mem::take(&mut self.statuses);
+        for service in touched {
+            let peers: Vec<&String> = intents
+                .iter()
+                .filter(|(_, i)| i.services.contains(service))
+                .map(|(p, _)| p)
+                .collect();
+            let (name, record) = status::bgp_record(me, service, peers);
+            match record.peers.is_empty() {
+                true => statuses.remove(&name),
+                false => statuses.insert(name, record),
+            };
+        }
         *self = Self {
             planned: true,
             intents: intents.clone(),
             limits: limits.clone(),
             refused,
+            statuses: statuses.clone(),
         };
         Some(BgpActions {
             intents,
@@ -173,17 +202,6 @@ impl Bgp {
             events,
         })
     }
-}
-
-/// Service → the peers it is announced to.
-fn announced(intents: &Intents) -> BTreeMap<&ServiceKey, BTreeSet<&String>> {
-    let mut out: BTreeMap<&ServiceKey, BTreeSet<&String>> = BTreeMap::new();
-    for (peer, intent) in intents {
-        for service in &intent.services {
-            out.entry(service).or_default().insert(peer);
-        }
-    }
-    out
 }
 
 fn ips_of(info: Option<&&ServiceInfo>) -> String {
@@ -323,7 +341,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
             PeerIntent {
                 spec,
                 wanted: Arc::new(wanted),
-                services,
+                services: Arc::new(services),
             },
         );
     }

@@ -216,13 +216,17 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     let pinger = lab.pinger(&v4)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     lab.net.set_link("n1", false)?;
+    let down = std::time::Instant::now();
     router
         .until_next_hops(&lab, &format!("{v4}/32"), &[&n2], 20)
         .await?;
+    let dropped = down.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, _) = pinger.outage();
     println!(
-        "   the router dropped n1's route at its hold time; the client saw {:.0} ms without replies",
+        "   the router dropped n1's path {:.1} s after the link went down (the hold time); the client's pings \
+         (hashed to one path) went {:.0} ms without replies",
+        dropped.as_secs_f64(),
         outage.as_secs_f64() * 1e3
     );
     lab.net.set_link("n1", true)?;

@@ -1,7 +1,7 @@
 //! `bgp-table`: a table of N /32s (N Services) into a BIRD router, FerroLB next to BIRD
 //! and GoBGP as the speakers, in one lab. Times come from BIRD itself (when the session
 //! came up, when each route arrived: microsecond timestamps) or, for withdrawals, from
-//! polling its route count after the trigger.
+//! polling its route count every 2 ms after the trigger.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -146,7 +146,7 @@ pub async fn run(runs: usize, prefixes: usize) -> anyhow::Result<()> {
     for run in 1..=runs {
         let t0 = Instant::now();
         ads.delete("all", &DeleteParams::default()).await?;
-        until("every route withdrawn", 60, || {
+        until_soon("every route withdrawn", 60, || {
             (router.bird_count(&lab, &n1.v4) == 0).then_some(())
         })
         .await?;
@@ -274,6 +274,21 @@ async fn table_in(
     Ok(ms)
 }
 
+/// Polls `probe` every 2 ms (a `birdc` call takes a few) until it gives a value, for
+/// at most `secs` seconds: for times measured by polling.
+async fn until_soon<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Runs `script` with `sh -c` in `host`'s namespace.
 fn sh_in(lab: &Lab, host: &str, script: &str) -> anyhow::Result<String> {
     let out = lab.net.exec(host, &["sh", "-c", script]).output()?;
@@ -338,7 +353,7 @@ async fn bird_speaker(
     for run in 1..=runs {
         let t0 = Instant::now();
         birdc(lab, "disable vips")?;
-        until("BIRD's withdrawals", 60, || {
+        until_soon("BIRD's withdrawals", 60, || {
             (router.bird_count(lab, &n2.v4) == 0).then_some(())
         })
         .await?;
