@@ -219,7 +219,7 @@ impl ferrolb_process::Exporter for Metrics {
                 self.bgp_prefixes
                     .get_or_create(&labels)
                     .set(s.advertised_total() as i64);
-                catch_up(&self.bgp_updates.get_or_create(&labels), s.updates);
+                follow(&self.bgp_updates, &labels, s.updates);
                 for (family, counts) in [
                     (&self.bgp_notifications_sent, &s.notifications_sent),
                     (&self.bgp_notifications_received, &s.notifications_received),
@@ -227,7 +227,7 @@ impl ferrolb_process::Exporter for Metrics {
                     for (code, n) in counts {
                         let mut labels = labels.clone();
                         labels.push(("code".into(), code_name(*code).into()));
-                        catch_up(&family.get_or_create(&labels), *n);
+                        follow(family, &labels, *n);
                     }
                 }
                 labels_now.insert(report.address.clone());
@@ -262,6 +262,15 @@ fn catch_up(counter: &Counter, total: u64) {
     }
 }
 
+/// Raises the counter `labels` of `family` to a total a session keeps; a session
+/// started again (its total back below the counter) starts the series again.
+fn follow(family: &Family<Labels, Counter>, labels: &Labels, total: u64) {
+    if family.get_or_create(labels).get() > total {
+        family.remove(labels);
+    }
+    catch_up(&family.get_or_create(labels), total);
+}
+
 /// The `code` label of a NOTIFICATION error code.
 fn code_name(c: u8) -> &'static str {
     match c {
@@ -273,5 +282,22 @@ fn code_name(c: u8) -> &'static str {
         code::CEASE => "cease",
         7 => "route_refresh",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_started_again_starts_its_counter_again() {
+        let family = Family::<Labels, Counter>::default();
+        let labels = vec![("peer".to_string(), "10.0.0.1:179".to_string())];
+        follow(&family, &labels, 5);
+        follow(&family, &labels, 7);
+        assert_eq!(family.get_or_create(&labels).get(), 7);
+        // A new session's total starts from 0: the series follows it, not the old one.
+        follow(&family, &labels, 2);
+        assert_eq!(family.get_or_create(&labels).get(), 2);
     }
 }

@@ -59,11 +59,13 @@ pub struct BGPSessionStateStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bgp_status: String,
     /// When the session entered `bgpStatus`, by the node's clock (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Always written, null included: the speaker writes with a merge patch, where a
+    // missing field would keep its old value.
+    #[serde(default)]
     pub since: Option<String>,
     /// Why the session last went down or a try failed (a NOTIFICATION with its code, a
     /// refused connection, an expired hold timer).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_error: Option<String>,
     /// IPv4 prefixes the peer has from this node.
     #[serde(default, rename = "advertisedIPv4")]
@@ -73,6 +75,6 @@ pub struct BGPSessionStateStatus {
     pub advertised_ipv6: u32,
     /// What this node cannot do for the peer: unsupported fields, prefixes not sent and
     /// why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub problems: Vec<String>,
 }

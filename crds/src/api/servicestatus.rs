@@ -34,7 +34,9 @@ pub struct ServiceL2StatusStatus {
     #[serde(flatten)]
     pub announcement: Announcement,
     /// Interfaces the node answers ARP/NDP on for this Service.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // Always written: the speaker writes with a merge patch, where a missing list would
+    // keep its old items.
+    #[serde(default)]
     pub interfaces: Vec<InterfaceInfo>,
 }
 

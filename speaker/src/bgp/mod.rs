@@ -106,12 +106,10 @@ impl Peers {
         }
     }
 
-    /// Stops every session as `how` says.
+    /// Stops every session as `how` says. The reports stay (as the Layer 2 records do):
+    /// a restarted speaker writes them again rather than deleting and re-creating them.
     pub async fn stop(self, how: Stop) {
-        for (name, (_, peer)) in self.running {
-            self.reports.send_modify(|r| {
-                r.remove(&name);
-            });
+        for (_, (_, peer)) in self.running {
             peer.stop(how.clone()).await;
         }
     }

@@ -51,6 +51,8 @@ impl Peer {
         if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
             tracing::warn!("BGP session task did not stop in time: aborted");
             task.abort();
+            // Gone for sure before a session of the same name starts again.
+            let _ = task.await;
         }
     }
 }
@@ -77,11 +79,16 @@ async fn dial(spec: &PeerSpec) -> std::io::Result<TcpStream> {
     if let Some(password) = &spec.password {
         crate::host::tcp_md5::set(&socket, spec.address, password.0.as_bytes())?;
     }
-    let stream = socket.connect(spec.address).await?;
     if spec.multihop {
-        // IPv4's TTL; an IPv6 session's hop limit is the kernel's default (64).
-        let _ = stream.set_ttl(255);
+        // Set before the SYN: a router checking the hop count (GTSM) sees it on every
+        // segment.
+        let raw = socket2::SockRef::from(&socket);
+        match spec.address {
+            SocketAddr::V4(_) => raw.set_ttl_v4(255)?,
+            SocketAddr::V6(_) => raw.set_unicast_hops_v6(255)?,
+        }
     }
+    let stream = socket.connect(spec.address).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -127,6 +134,9 @@ async fn run(
     let mut dialing: Option<std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>> =
         None;
     let mut up: Option<Terms> = None;
+    // The last dial's error, reported with the failure it causes (a dial that times out
+    // has none).
+    let mut dial_error: Option<String> = None;
     let mut inputs = vec![Input::Start];
     loop {
         // Feed what happened; carry out what the session says, which may itself fail
@@ -138,6 +148,7 @@ async fn run(
                     let mut to_send: Vec<Vec<u8>> = Vec::new();
                     match output {
                         Output::Connect => {
+                            dial_error = None;
                             let spec = spec.clone();
                             dialing = Some(Box::pin(async move { dial(&spec).await }));
                         }
@@ -178,12 +189,16 @@ async fn run(
                             tracing::warn!(%peer, ?why, "BGP session down");
                             rib.clear();
                             up = None;
+                            let failed_dial = dial_error.take();
                             report.update(|s| {
                                 if let Down::NotificationReceived(n) = &why {
                                     *s.notifications_received.entry(n.code).or_default() += 1;
                                 }
+                                let changed =
+                                    s.last_down.as_ref() != Some(&why) || s.dial_error != failed_dial;
+                                s.dial_error = failed_dial;
                                 s.last_down = Some(why);
-                                true
+                                changed
                             });
                         }
                         Output::Refresh(family) => {
@@ -238,7 +253,6 @@ async fn run(
             }
             Event::Dialed(Ok(stream)) => {
                 dialing = None;
-                report.update(|s| s.dial_error.take().is_some());
                 conn = Some(Connection {
                     stream,
                     buf: Vec::with_capacity(wire::MAX_LEN),
@@ -248,12 +262,7 @@ async fn run(
             Event::Dialed(Err(err)) => {
                 dialing = None;
                 tracing::debug!(%peer, error = %err, "BGP dial failed");
-                let err = err.to_string();
-                report.update(|s| {
-                    let changed = s.dial_error.as_ref() != Some(&err);
-                    s.dial_error = Some(err);
-                    changed
-                });
+                dial_error = Some(err.to_string());
                 inputs.push(Input::ConnectFailed);
             }
             Event::Read(Ok(0) | Err(_)) => inputs.push(Input::Closed),

@@ -23,7 +23,7 @@ pub struct PeerStatus {
     pub since: Option<SystemTime>,
     /// Why it last went down or failed.
     pub last_down: Option<Down>,
-    /// The last dial's error, while dials fail.
+    /// The error of the dial that failed last, if it gave one (a timeout gives none).
     pub dial_error: Option<String>,
     /// Prefixes the peer has from us, by family.
     pub advertised: BTreeMap<Family, usize>,
@@ -86,15 +86,24 @@ impl Reporter {
             });
     }
 
-    /// Records that the session entered `state`.
+    /// Records that the session entered `state`. Connect and Active alternate at every
+    /// retry: they count as one state, so a peer that cannot be reached changes nothing
+    /// (and no record is written) between tries.
     pub fn state(&self, state: State) {
         self.update(|s| {
-            if s.state == Some(state) {
-                return false;
+            let trying = |st: State| matches!(st, State::Connect | State::Active);
+            match s.state {
+                Some(old) if old == state => false,
+                Some(old) if trying(old) && trying(state) => {
+                    s.state = Some(state);
+                    false
+                }
+                _ => {
+                    s.state = Some(state);
+                    s.since = Some(SystemTime::now());
+                    true
+                }
             }
-            s.state = Some(state);
-            s.since = Some(SystemTime::now());
-            true
         });
     }
 }
@@ -129,10 +138,12 @@ fn state(node: &str, peer: &str, report: &Report) -> BGPSessionStateStatus {
         node: node.into(),
         peer: peer.into(),
         peer_address: report.address.clone(),
-        bgp_status: s
-            .state
-            .map(|st| format!("{st:?}"))
-            .unwrap_or_else(|| "Idle".into()),
+        bgp_status: match s.state {
+            // Between tries, as routers show it.
+            Some(State::Connect | State::Active) => "Active".into(),
+            Some(st) => format!("{st:?}"),
+            None => "Idle".into(),
+        },
         since: s
             .since
             .and_then(|t| Timestamp::try_from(t).ok())
@@ -217,6 +228,26 @@ mod tests {
         let red = &records["n1.red"];
         assert_eq!(red.bgp_status, "NotRunning");
         assert!(red.problems[0].contains("spec.vrf"));
+    }
+
+    #[test]
+    fn retries_change_nothing_between_connect_and_active() {
+        let report = Report {
+            address: "10.0.0.1:179".into(),
+            problem: None,
+            status: Some(PeerStatus::default()),
+        };
+        let (tx, mut rx) = watch::channel(Reports::from([("r".to_string(), report)]));
+        let reporter = Reporter::new("r", tx);
+        reporter.state(State::Connect);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        reporter.state(State::Active);
+        reporter.state(State::Connect);
+        assert!(!rx.has_changed().unwrap(), "no change between tries");
+        assert_eq!(states("n1", &rx.borrow())["n1.r"].bgp_status, "Active");
+        reporter.state(State::OpenSent);
+        assert!(rx.has_changed().unwrap());
     }
 
     #[test]

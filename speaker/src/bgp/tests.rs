@@ -256,7 +256,7 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
         .unwrap()
         .expect("Ok");
     assert!(
-        !scrape().contains("bgp_session_up{"),
-        "a stopped session leaves the metrics"
+        scrape().contains(&format!("ferrolb_speaker_bgp_session_up{{{peer}}} 0")),
+        "a stopped session is down in the metrics"
     );
 }
