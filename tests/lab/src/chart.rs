@@ -307,7 +307,8 @@ impl Lab {
                 std::fs::read_to_string(e.path())
                     .unwrap_or_default()
                     .lines()
-                    .filter(|l| l.contains("403") || l.contains("Forbidden") || l.contains("forbidden"))
+                    // "code: 403", not "403": a timestamp's microseconds can read 403.
+                    .filter(|l| l.contains("code: 403") || l.contains("Forbidden") || l.contains("forbidden"))
                     .map(|l| format!("{}: {l}", e.path().display()))
                     .collect::<Vec<_>>()
             })
