@@ -27,9 +27,12 @@ use ferrolb_crds::service::{ClassPolicy, ServiceEvent};
 use kube::Client;
 use tokio::sync::{Notify, mpsc, watch};
 
-use ferrolb_crds::api::{BGPSessionState, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status};
+use ferrolb_crds::api::{
+    BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status,
+    ServiceL2StatusStatus,
+};
 
-use crate::api::status::{self, Desired, Record};
+use crate::api::status::{self, Desired};
 use crate::api::stores::Stores;
 use crate::api::watch::Listed;
 use crate::bgp::Peers;
@@ -85,7 +88,7 @@ struct Outputs {
     l2: L2,
     bgp: Peers,
     steering: Option<Steering>,
-    statuses: watch::Sender<Arc<Desired<<ServiceL2Status as Record>::Status>>>,
+    statuses: watch::Sender<Arc<Desired<ServiceL2StatusStatus>>>,
     bgp_statuses: watch::Sender<Arc<Desired<ServiceBGPStatusStatus>>>,
     events: mpsc::Sender<ServiceEvent>,
     metrics: Arc<Metrics>,
@@ -106,36 +109,11 @@ pub async fn run(
     metrics.attach(l2.clone(), gossip.map(|m| m.counters.clone()));
     let node = options.node.clone();
     let namespace = options.namespace.clone();
-    let writer = |kind| (client.clone(), namespace.clone(), node.clone(), kind);
-    let (statuses, rx) = watch::channel(Arc::new(Desired::new()));
-    let (c, ns, n, _) = writer("l2");
-    tokio::spawn(status::write_records::<ServiceL2Status>(
-        c,
-        ns,
-        n,
-        rx,
-        status::RESYNC,
-    ));
-    let (bgp_statuses, rx) = watch::channel(Arc::new(Desired::new()));
-    let (c, ns, n, _) = writer("bgp");
-    tokio::spawn(status::write_records::<ServiceBGPStatus>(
-        c,
-        ns,
-        n,
-        rx,
-        status::RESYNC,
-    ));
+    let statuses = status::start::<ServiceL2Status>(client.clone(), &namespace, &node);
+    let bgp_statuses = status::start::<ServiceBGPStatus>(client.clone(), &namespace, &node);
+    let sessions = status::start::<BGPSessionState>(client.clone(), &namespace, &node);
     let (reports, reports_rx) = watch::channel(Reports::new());
     metrics.attach_bgp(reports_rx.clone());
-    let (sessions, rx) = watch::channel(Arc::new(Desired::new()));
-    let (c, ns, n, _) = writer("sessions");
-    tokio::spawn(status::write_records::<BGPSessionState>(
-        c,
-        ns,
-        n,
-        rx,
-        status::RESYNC,
-    ));
     tokio::spawn(session_states(node.clone(), reports_rx, sessions));
     let (events, event_rx) = mpsc::channel(1024);
     tokio::spawn(status::write_events(client.clone(), node.clone(), event_rx));
@@ -232,9 +210,8 @@ impl Outputs {
         }
         self.metrics.ready.store(true, Ordering::Relaxed);
     }
-}
 
-impl Outputs {
+    /// Queues Events for the Event writer (dropped, not awaited, when it lags).
     fn record(&self, events: Vec<ServiceEvent>) {
         for event in events {
             if let Err(err) = self.events.try_send(event) {
@@ -249,7 +226,7 @@ impl Outputs {
 async fn session_states(
     node: String,
     mut reports: watch::Receiver<Reports>,
-    records: watch::Sender<Arc<Desired<<BGPSessionState as Record>::Status>>>,
+    records: watch::Sender<Arc<Desired<BGPSessionStateStatus>>>,
 ) {
     while reports.changed().await.is_ok() {
         let desired = report::states(&node, &reports.borrow_and_update());
@@ -264,13 +241,12 @@ async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::R
     }
     // A Cease makes the routers drop this node's routes now (graceful restart, which
     // would keep them through a restart, is not negotiated yet).
-    let (reports, _) = watch::channel(Reports::new());
-    let bgp = std::mem::replace(&mut out.bgp, Peers::new(reports));
-    bgp.stop(Stop::Cease {
-        subcode: cease::ADMINISTRATIVE_SHUTDOWN,
-        reason: "FerroLB speaker stopping".into(),
-    })
-    .await;
+    out.bgp
+        .stop(Stop::Cease {
+            subcode: cease::ADMINISTRATIVE_SHUTDOWN,
+            reason: "FerroLB speaker stopping".into(),
+        })
+        .await;
     out.l2.apply(&Owned::new(), &Links::default());
     if let Some(s) = &mut out.steering {
         s.remove().await;

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::{
-    Announcement, BGPSessionState, BGPSessionStateStatus, InterfaceInfo, ServiceBGPStatus,
-    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+    Announcement, BGPSessionState, InterfaceInfo, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status,
+    ServiceL2StatusStatus,
 };
 use ferrolb_crds::labels;
 use ferrolb_crds::service::{ServiceEvent, ServiceKey};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::object::HasStatus;
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,6 +45,8 @@ pub type Desired<S> = BTreeMap<String, S>;
 /// A kind of per-node record: objects with an empty spec, their content in status.
 pub trait Record:
     Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + HasStatus<Status: Clone + PartialEq + Debug + Serialize + Send + Sync + 'static>
+    + Default
     + Clone
     + Debug
     + Serialize
@@ -52,12 +55,6 @@ pub trait Record:
     + Sync
     + 'static
 {
-    /// What the object says.
-    type Status: Clone + PartialEq + Debug + Serialize + Send + Sync + 'static;
-    /// A new object named `name`, with an empty spec.
-    fn empty(name: &str) -> Self;
-    /// The object's status, taken out.
-    fn into_status(self) -> Option<Self::Status>;
     /// Labels that find the object besides the node's.
     fn labels(status: &Self::Status) -> BTreeMap<String, String>;
 }
@@ -73,39 +70,18 @@ fn announcement_labels(a: &Announcement) -> BTreeMap<String, String> {
 }
 
 impl Record for ServiceL2Status {
-    type Status = ServiceL2StatusStatus;
-    fn empty(name: &str) -> Self {
-        Self::new(name, Default::default())
-    }
-    fn into_status(self) -> Option<Self::Status> {
-        self.status
-    }
     fn labels(status: &Self::Status) -> BTreeMap<String, String> {
         announcement_labels(&status.announcement)
     }
 }
 
 impl Record for ServiceBGPStatus {
-    type Status = ServiceBGPStatusStatus;
-    fn empty(name: &str) -> Self {
-        Self::new(name, Default::default())
-    }
-    fn into_status(self) -> Option<Self::Status> {
-        self.status
-    }
     fn labels(status: &Self::Status) -> BTreeMap<String, String> {
         announcement_labels(&status.announcement)
     }
 }
 
 impl Record for BGPSessionState {
-    type Status = BGPSessionStateStatus;
-    fn empty(name: &str) -> Self {
-        Self::new(name, Default::default())
-    }
-    fn into_status(self) -> Option<Self::Status> {
-        self.status
-    }
     fn labels(status: &Self::Status) -> BTreeMap<String, String> {
         [(PEER_LABEL.to_string(), labels::value_of(&status.peer))].into()
     }
@@ -172,6 +148,24 @@ pub fn session_name(node: &str, peer: &str) -> String {
         true => plain,
         false => digest_name("session-", &format!("{node}\n{peer}")),
     }
+}
+
+/// Starts the writer of the node's records of kind `R` (resync every [`RESYNC`]); send
+/// it the desired set.
+pub fn start<R: Record>(
+    client: Client,
+    namespace: &str,
+    node: &str,
+) -> watch::Sender<Arc<Desired<R::Status>>> {
+    let (desired, rx) = watch::channel(Arc::new(Desired::new()));
+    tokio::spawn(write_records::<R>(
+        client,
+        namespace.into(),
+        node.into(),
+        rx,
+        RESYNC,
+    ));
+    desired
 }
 
 /// Keeps the node's objects of kind `R` equal to the latest desired set, listing them
@@ -257,7 +251,7 @@ async fn converge<R: Record>(
             written.insert(
                 list.items
                     .into_iter()
-                    .map(|o| (o.meta().name.clone().unwrap_or_default(), o.into_status()))
+                    .map(|mut o| (o.meta().name.clone().unwrap_or_default(), o.status_mut().take()))
                     .collect(),
             )
         }
@@ -267,7 +261,8 @@ async fn converge<R: Record>(
             Some(Some(existing)) if existing == status => continue,
             Some(_) => {}
             None => {
-                let mut object = R::empty(name);
+                let mut object = R::default();
+                object.meta_mut().name = Some(name.clone());
                 let mut labels = R::labels(status);
                 // The full name is in status.node; a label holds 63 characters.
                 labels.insert(NODE_LABEL.to_string(), labels::value_of(node));

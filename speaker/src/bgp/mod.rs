@@ -108,8 +108,8 @@ impl Peers {
 
     /// Stops every session as `how` says. The reports stay (as the Layer 2 records do):
     /// a restarted speaker writes them again rather than deleting and re-creating them.
-    pub async fn stop(self, how: Stop) {
-        for (_, (_, peer)) in self.running {
+    pub async fn stop(&mut self, how: Stop) {
+        for (_, (_, peer)) in std::mem::take(&mut self.running) {
             peer.stop(how.clone()).await;
         }
     }

@@ -130,6 +130,7 @@ async fn run(
     let peer = spec.address;
     let mut session = Session::new(spec.session.clone());
     let mut rib = AdjRibOut::default();
+    let mut rib_touched = false;
     let mut conn: Option<Connection> = None;
     let mut dialing: Option<std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>> =
         None;
@@ -176,6 +177,7 @@ async fn run(
                             let t = terms(&spec, &negotiated, local);
                             tracing::info!(%peer, asn = negotiated.peer_asn, families = ?negotiated.families, "BGP session established");
                             rib.clear();
+                            rib_touched = true;
                             let set = wanted.borrow_and_update().clone();
                             to_send.extend(rib.sync(&set, &t));
                             let missing = not_negotiated(&set, &t);
@@ -188,6 +190,7 @@ async fn run(
                         Output::Down(why) => {
                             tracing::warn!(%peer, ?why, "BGP session down");
                             rib.clear();
+                            rib_touched = true;
                             up = None;
                             let failed_dial = dial_error.take();
                             report.update(|s| {
@@ -215,16 +218,19 @@ async fn run(
                 }
             }
         }
-        // After every event: a changed wanted set moves the counts without any input.
-        let mut advertised: BTreeMap<Family, usize> = BTreeMap::new();
-        for net in rib.sent().keys() {
-            *advertised.entry(family_of(net)).or_default() += 1;
+        // Counted again only when the Adj-RIB-Out may have changed (not at every
+        // keepalive): after a sync, a clear, or a changed wanted set.
+        if std::mem::take(&mut rib_touched) {
+            let mut advertised: BTreeMap<Family, usize> = BTreeMap::new();
+            for net in rib.sent().keys() {
+                *advertised.entry(family_of(net)).or_default() += 1;
+            }
+            report.update(|s| {
+                let changed = s.advertised != advertised;
+                s.advertised = advertised;
+                changed
+            });
         }
-        report.update(|s| {
-            let changed = s.advertised != advertised;
-            s.advertised = advertised;
-            changed
-        });
         if session.state() == State::Idle {
             return;
         }
@@ -248,6 +254,7 @@ async fn run(
                     && let (Some(t), Some(c)) = (&up, &mut conn)
                 {
                     let _ = write(c, &rib.sync(&BTreeMap::new(), t), &report).await;
+                    rib_touched = true;
                 }
                 inputs.push(Input::Stop(how));
             }
@@ -283,6 +290,7 @@ async fn run(
                     if let Err(()) = write(c, &rib.sync(&set, t), &report).await {
                         inputs.push(Input::Closed);
                     }
+                    rib_touched = true;
                 }
             }
             Event::Tick => inputs.push(Input::Tick),
@@ -290,24 +298,30 @@ async fn run(
     }
 }
 
-/// Writes `messages` in order, counting the UPDATEs in the report; `Err` when the
-/// connection broke.
+/// Writes `messages` in order, then counts the UPDATEs written in the report (once per
+/// batch: a table is many UPDATEs); `Err` when the connection broke.
 async fn write(c: &mut Connection, messages: &[Vec<u8>], report: &Reporter) -> Result<(), ()> {
+    let mut written = Ok(());
+    let mut updates = 0;
     for bytes in messages {
         // A router that stops reading is a broken connection, not a reason to stop
         // keeping time (the hold timer runs only between writes).
-        match tokio::time::timeout(WRITE_WAIT, c.stream.write_all(bytes)).await {
-            Ok(Ok(())) => {}
-            _ => return Err(()),
+        if !matches!(
+            tokio::time::timeout(WRITE_WAIT, c.stream.write_all(bytes)).await,
+            Ok(Ok(()))
+        ) {
+            written = Err(());
+            break;
         }
-        if bytes.get(18) == Some(&2) {
-            report.update(|s| {
-                s.updates += 1;
-                true
-            });
-        }
+        updates += u64::from(bytes.get(18) == Some(&2));
     }
-    Ok(())
+    if updates > 0 {
+        report.update(|s| {
+            s.updates += updates;
+            true
+        });
+    }
+    written
 }
 
 /// What woke the peer task.

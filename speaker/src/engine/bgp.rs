@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use ferrolb_bgp::message::Family;
 use ferrolb_bgp::session::{self, PeerAsn};
-use ferrolb_bgp::update::{Attributes, Community};
+use ferrolb_bgp::update::{Attributes, Community, family_of};
 use ferrolb_crds::api::ServiceBGPStatusStatus;
 use ferrolb_crds::config::{self, CommunityValue, PeerAddress};
 use ferrolb_crds::service::{ServiceEvent, ServiceKey};
 use ipnet::IpNet;
 
-use super::View;
+use super::{View, event};
 use crate::api::status::{self, Desired};
 use crate::planner::{self, ServiceInfo};
 
@@ -215,24 +215,6 @@ fn ips_of(info: Option<&&ServiceInfo>) -> String {
     .unwrap_or_default()
 }
 
-/// An Event on a Service.
-fn event(
-    service: &ServiceKey,
-    info: Option<&&ServiceInfo>,
-    warning: bool,
-    reason: &'static str,
-    message: String,
-) -> ServiceEvent {
-    ServiceEvent {
-        key: service.clone(),
-        uid: info.and_then(|s| s.uid.clone()),
-        warning,
-        action: "Announce",
-        reason,
-        message,
-    }
-}
-
 /// Why a session would not carry `family`, if it would not.
 fn refused_family(spec: &PeerSpec, dual_stack: bool, family: Family) -> Option<&'static str> {
     let transport = match spec.address {
@@ -293,10 +275,6 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
                 continue;
             }
         };
-        let family_of = |net: &IpNet| match net {
-            IpNet::V4(_) => Family::Ipv4Unicast,
-            IpNet::V6(_) => Family::Ipv6Unicast,
-        };
         let why = |f: Family| refused_family(&spec, peer.dual_stack_address_family, f);
         let wanted = routes
             .into_iter()
@@ -309,19 +287,15 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
                 (prefix, attributes)
             })
             .collect();
-        let mut services = BTreeSet::new();
+        // In key order: collected at the end, the set is built in one pass.
+        let mut services = Vec::new();
         for (key, _) in plan.services.iter().filter(|(_, peers)| peers.contains(name)) {
             let Some(info) = infos.get(*key) else {
                 continue;
             };
             let mut sent = false;
             for ip in &info.ips {
-                let family = if ip.is_ipv4() {
-                    Family::Ipv4Unicast
-                } else {
-                    Family::Ipv6Unicast
-                };
-                match why(family) {
+                match why(family_of(&IpNet::from(*ip))) {
                     Some(why) => {
                         refused.insert(Refusal {
                             service: (*key).clone(),
@@ -333,7 +307,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
                 }
             }
             if sent {
-                services.insert((*key).clone());
+                services.push((*key).clone());
             }
         }
         out.insert(
@@ -341,7 +315,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
             PeerIntent {
                 spec,
                 wanted: Arc::new(wanted),
-                services: Arc::new(services),
+                services: Arc::new(services.into_iter().collect()),
             },
         );
     }

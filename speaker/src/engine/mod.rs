@@ -373,7 +373,7 @@ impl Last {
     }
 }
 
-/// An Event on a Service.
+/// An Event on a Service (Layer 2's and BGP's).
 fn event(
     service: &ServiceKey,
     info: Option<&&ServiceInfo>,

@@ -564,7 +564,17 @@ impl Lab {
 }
 
 /// Polls `probe` every 50 ms until it gives a value, for at most `secs` seconds.
-pub async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub async fn until<T>(what: &str, secs: u64, probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    until_every(Duration::from_millis(50), what, secs, probe).await
+}
+
+/// Polls `probe` every `every` until it gives a value, for at most `secs` seconds.
+pub async fn until_every<T>(
+    every: Duration,
+    what: &str,
+    secs: u64,
+    mut probe: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = probe() {
@@ -573,7 +583,7 @@ pub async fn until<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T
         if Instant::now() > deadline {
             bail!("timed out after {secs} s waiting for {what}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

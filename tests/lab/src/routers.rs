@@ -77,6 +77,16 @@ pub struct Setup {
     pub neighbors: Vec<Neighbor>,
 }
 
+impl Setup {
+    /// The router's address a session with `neighbor` runs from (its family).
+    fn local_address(&self, neighbor: &Neighbor) -> &str {
+        match neighbor.address.contains(':') {
+            true => &self.address_v6,
+            false => &self.router_id,
+        }
+    }
+}
+
 /// One path the router learned for a prefix.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Path {
@@ -161,39 +171,10 @@ impl Router {
     pub fn paths(&self, lab: &Lab, prefix: &str) -> Vec<Path> {
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         match self.kind {
-            Kind::Bird => bird_paths(
-                &self.run(
-                    lab,
-                    &[
-                        "birdc",
-                        "-s",
-                        &self.path("bird.ctl"),
-                        "show",
-                        "route",
-                        prefix,
-                        "all",
-                    ],
-                ),
-                prefix,
-            ),
+            Kind::Bird => bird_paths(&self.birdc(lab, &["show", "route", prefix, "all"]), prefix),
             Kind::Frr => frr_paths(&self.vtysh(lab, &format!("show bgp {family} unicast {prefix} json"))),
             Kind::Gobgp => gobgp_paths(
-                &self.run(
-                    lab,
-                    &[
-                        "gobgp",
-                        "-u",
-                        "127.0.0.1",
-                        "-p",
-                        GOBGP_API,
-                        "global",
-                        "rib",
-                        "-a",
-                        family,
-                        prefix,
-                        "-j",
-                    ],
-                ),
+                &self.gobgp(lab, &["global", "rib", "-a", family, prefix, "-j"]),
                 prefix,
             ),
             Kind::Exabgp => exabgp_paths(
@@ -207,6 +188,21 @@ impl Router {
         self.run(lab, &["vtysh", "--vty_socket", &self.path(""), "-c", command])
     }
 
+    /// BIRD's CLI on this router's control socket.
+    fn birdc(&self, lab: &Lab, args: &[&str]) -> String {
+        let ctl = self.path("bird.ctl");
+        let mut all = vec!["birdc", "-s", &ctl];
+        all.extend(args);
+        self.run(lab, &all)
+    }
+
+    /// GoBGP's CLI on this router's API.
+    fn gobgp(&self, lab: &Lab, args: &[&str]) -> String {
+        let mut all = vec!["gobgp", "-u", "127.0.0.1", "-p", GOBGP_API];
+        all.extend(args);
+        self.run(lab, &all)
+    }
+
     /// What the router says of its session with `neighbor` (state and last error), as
     /// text.
     pub fn session(&self, lab: &Lab, neighbor: &str) -> String {
@@ -214,32 +210,9 @@ impl Router {
             return String::new();
         };
         match self.kind {
-            Kind::Bird => self.run(
-                lab,
-                &[
-                    "birdc",
-                    "-s",
-                    &self.path("bird.ctl"),
-                    "show",
-                    "protocols",
-                    "all",
-                    &format!("node{i}"),
-                ],
-            ),
+            Kind::Bird => self.birdc(lab, &["show", "protocols", "all", &format!("node{i}")]),
             Kind::Frr => self.vtysh(lab, &format!("show bgp neighbors {neighbor} json")),
-            Kind::Gobgp => self.run(
-                lab,
-                &[
-                    "gobgp",
-                    "-u",
-                    "127.0.0.1",
-                    "-p",
-                    GOBGP_API,
-                    "neighbor",
-                    neighbor,
-                    "-j",
-                ],
-            ),
+            Kind::Gobgp => self.gobgp(lab, &["neighbor", neighbor, "-j"]),
             Kind::Exabgp => std::fs::read_to_string(self.path("messages.jsonl"))
                 .unwrap_or_default()
                 .lines()
@@ -312,29 +285,11 @@ impl Router {
     /// The router's whole table, as its CLI shows it (for failure messages).
     pub fn table(&self, lab: &Lab) -> String {
         match self.kind {
-            Kind::Bird => self.run(
-                lab,
-                &["birdc", "-s", &self.path("bird.ctl"), "show", "route", "all"],
-            ),
+            Kind::Bird => self.birdc(lab, &["show", "route", "all"]),
             Kind::Frr => self.vtysh(lab, "show bgp ipv4 unicast") + &self.vtysh(lab, "show bgp ipv6 unicast"),
             Kind::Gobgp => ["ipv4", "ipv6"]
                 .iter()
-                .map(|f| {
-                    self.run(
-                        lab,
-                        &[
-                            "gobgp",
-                            "-u",
-                            "127.0.0.1",
-                            "-p",
-                            GOBGP_API,
-                            "global",
-                            "rib",
-                            "-a",
-                            f,
-                        ],
-                    )
-                })
+                .map(|f| self.gobgp(lab, &["global", "rib", "-a", f]))
                 .collect(),
             Kind::Exabgp => std::fs::read_to_string(self.path("table.json")).unwrap_or_default(),
         }
@@ -475,11 +430,7 @@ impl Router {
             setup.asn, setup.router_id, setup.router_id, setup.address_v6
         );
         for n in &setup.neighbors {
-            let local = if n.address.contains(':') {
-                &setup.address_v6
-            } else {
-                &setup.router_id
-            };
+            let local = setup.local_address(n);
             conf += &format!(
                 "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
                 n.address, n.asn
@@ -528,11 +479,7 @@ impl Router {
             setup.asn
         );
         for n in &setup.neighbors {
-            let local = if n.address.contains(':') {
-                &setup.address_v6
-            } else {
-                &setup.router_id
-            };
+            let local = setup.local_address(n);
             conf += &format!(
                 "neighbor {} {{\n  inherit nodes;\n  local-address {local};\n  peer-as {};\n",
                 n.address, n.asn
@@ -565,18 +512,7 @@ impl Router {
     /// arrived (UTC seconds since the epoch).
     pub fn bird_routes(&self, lab: &Lab, neighbor: &str) -> (usize, Option<f64>) {
         let protocol = self.bird_protocol(neighbor);
-        let text = self.run(
-            lab,
-            &[
-                "birdc",
-                "-s",
-                &self.path("bird.ctl"),
-                "show",
-                "route",
-                "protocol",
-                &protocol,
-            ],
-        );
+        let text = self.birdc(lab, &["show", "route", "protocol", &protocol]);
         let marker = format!("[{protocol} ");
         let mut count = 0;
         let mut last: Option<f64> = None;
@@ -596,19 +532,7 @@ impl Router {
     /// BIRD: the number of routes learned from `neighbor` (cheap to ask often).
     pub fn bird_count(&self, lab: &Lab, neighbor: &str) -> usize {
         let protocol = self.bird_protocol(neighbor);
-        let text = self.run(
-            lab,
-            &[
-                "birdc",
-                "-s",
-                &self.path("bird.ctl"),
-                "show",
-                "route",
-                "protocol",
-                &protocol,
-                "count",
-            ],
-        );
+        let text = self.birdc(lab, &["show", "route", "protocol", &protocol, "count"]);
         // "10000 of 10000 routes for 10000 networks in table master4"
         text.lines()
             .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
@@ -619,17 +543,7 @@ impl Router {
     /// (UTC seconds since the epoch).
     pub fn bird_established_at(&self, lab: &Lab, neighbor: &str) -> Option<f64> {
         let protocol = self.bird_protocol(neighbor);
-        let text = self.run(
-            lab,
-            &[
-                "birdc",
-                "-s",
-                &self.path("bird.ctl"),
-                "show",
-                "protocols",
-                &protocol,
-            ],
-        );
+        let text = self.birdc(lab, &["show", "protocols", &protocol]);
         // "node0      BGP        ---        up     2026-11-29 18:00:00.123456  Established"
         let line = text
             .lines()
@@ -641,10 +555,7 @@ impl Router {
     /// BIRD: when it learned `prefix` from `neighbor` (UTC seconds since the epoch).
     pub fn bird_route_at(&self, lab: &Lab, neighbor: &str, prefix: &str) -> Option<f64> {
         let protocol = self.bird_protocol(neighbor);
-        let text = self.run(
-            lab,
-            &["birdc", "-s", &self.path("bird.ctl"), "show", "route", prefix],
-        );
+        let text = self.birdc(lab, &["show", "route", prefix]);
         let marker = format!("[{protocol} ");
         let rest = text.lines().find_map(|l| l.split(&marker).nth(1))?;
         let stamp: Vec<&str> = rest.split_whitespace().take(2).collect();

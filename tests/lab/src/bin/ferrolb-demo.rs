@@ -115,12 +115,7 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
         None => println!("   NDP {v6:<14} -> no answer"),
     }
     println!("== curl through the VIPs (steered by nftables to the node's NodePort {port})");
-    for url in [format!("http://{v4}/"), format!("http://[{v6}]/")] {
-        let body = until("curl", 10, || lab.curl(&url))
-            .await
-            .unwrap_or_else(|_| "(no answer)".into());
-        println!("   curl {url:<24} -> {body}");
-    }
+    curl_both(&lab, &v4, &v6).await;
     println!("== failover: taking {owner}'s link down while the client pings {v4} every 10 ms");
     let pinger = lab.pinger(&v4)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -206,12 +201,7 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
         println!("   {prefix:<22} via {}", hops.join(", "));
     }
     println!("== curl from the client through the router's routes");
-    for url in [format!("http://{v4}/"), format!("http://[{v6}]/")] {
-        let body = until("curl", 10, || lab.curl(&url))
-            .await
-            .unwrap_or_else(|_| "(no answer)".into());
-        println!("   curl {url:<24} -> {body}");
-    }
+    curl_both(&lab, &v4, &v6).await;
     println!("== n1's link down while the client pings {v4} every 10 ms (no BFD yet: the hold time decides)");
     let pinger = lab.pinger(&v4)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -236,6 +226,16 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     }
     println!("== done: removing namespaces, nft tables and processes");
     Ok(())
+}
+
+/// Prints what curl from the client gets through both VIPs.
+async fn curl_both(lab: &Lab, v4: &str, v6: &str) {
+    for url in [format!("http://{v4}/"), format!("http://[{v6}]/")] {
+        let body = until("curl", 10, || lab.curl(&url))
+            .await
+            .unwrap_or_else(|_| "(no answer)".into());
+        println!("   curl {url:<24} -> {body}");
+    }
 }
 
 fn kubectl(lab: &Lab, args: &[&str]) {

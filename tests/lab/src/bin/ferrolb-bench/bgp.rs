@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use ferrolb_lab::routers::{Kind, Neighbor, Router, Setup};
-use ferrolb_lab::{APPS, CLIENT, Lab, NS, until};
+use ferrolb_lab::{APPS, CLIENT, Lab, NS, until, until_every};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -18,6 +18,9 @@ use crate::{memory, summary};
 
 const ROUTER_ASN: u32 = 64513;
 const NODE_ASN: u32 = 64512;
+
+/// How often a time measured by polling polls (a `birdc` call itself takes a few ms).
+const POLL: Duration = Duration::from_millis(2);
 
 fn now() -> f64 {
     SystemTime::now()
@@ -146,7 +149,7 @@ pub async fn run(runs: usize, prefixes: usize) -> anyhow::Result<()> {
     for run in 1..=runs {
         let t0 = Instant::now();
         ads.delete("all", &DeleteParams::default()).await?;
-        until_soon("every route withdrawn", 60, || {
+        until_every(POLL, "every route withdrawn", 60, || {
             (router.bird_count(&lab, &n1.v4) == 0).then_some(())
         })
         .await?;
@@ -274,21 +277,6 @@ async fn table_in(
     Ok(ms)
 }
 
-/// Polls `probe` every 2 ms (a `birdc` call takes a few) until it gives a value, for
-/// at most `secs` seconds: for times measured by polling.
-async fn until_soon<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {secs} s waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// Runs `script` with `sh -c` in `host`'s namespace.
 fn sh_in(lab: &Lab, host: &str, script: &str) -> anyhow::Result<String> {
     let out = lab.net.exec(host, &["sh", "-c", script]).output()?;
@@ -353,7 +341,7 @@ async fn bird_speaker(
     for run in 1..=runs {
         let t0 = Instant::now();
         birdc(lab, "disable vips")?;
-        until_soon("BIRD's withdrawals", 60, || {
+        until_every(POLL, "BIRD's withdrawals", 60, || {
             (router.bird_count(lab, &n2.v4) == 0).then_some(())
         })
         .await?;
