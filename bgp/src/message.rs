@@ -2,7 +2,7 @@
 //! negotiate, a NOTIFICATION's code and data, and that an UPDATE or KEEPALIVE arrived.
 //! The wire codec maps bytes to and from these.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -70,6 +70,31 @@ pub struct Open {
     pub four_octet: bool,
     /// The route refresh capability (RFC 2918) is present.
     pub route_refresh: bool,
+    /// The graceful restart capability (RFC 4724), when present.
+    pub graceful_restart: Option<GracefulRestart>,
+}
+
+/// The graceful restart capability (RFC 4724 §3, with RFC 8538's N bit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// Restart State (R): the sender has just restarted; its peer must not wait for its
+    /// End-of-RIB before sending its own routes.
+    pub restarting: bool,
+    /// Graceful Notification (N, RFC 8538): a NOTIFICATION other than Hard Reset keeps
+    /// the routes through a restart too.
+    pub notification: bool,
+    /// How long the peer should keep the sender's routes after the session drops, in
+    /// seconds (12 bits: at most 4095).
+    pub restart_time: u16,
+    /// The families whose routes the sender restarts gracefully, each with its
+    /// Forwarding State (F) bit: forwarding went on through the restart. Empty: the
+    /// sender only helps a restarting peer.
+    pub families: BTreeMap<Family, bool>,
+}
+
+impl GracefulRestart {
+    /// The largest restart time the capability can carry.
+    pub const MAX_RESTART_TIME: u16 = 0x0fff;
 }
 
 impl Open {
@@ -176,13 +201,32 @@ impl Notification {
         }
     }
 
-    /// The shutdown communication of a Cease, when it carries a valid one.
+    /// A Cease / Hard Reset carrying `inner` (RFC 8538 §3: its code, subcode and data):
+    /// the way to make a peer that negotiated the N bit drop the routes now.
+    pub fn hard_reset(inner: &Notification) -> Self {
+        let mut data = Vec::with_capacity(inner.data.len() + 2);
+        data.extend_from_slice(&[inner.code, inner.subcode]);
+        data.extend_from_slice(&inner.data);
+        Self {
+            code: code::CEASE,
+            subcode: cease::HARD_RESET,
+            data,
+        }
+    }
+
+    /// The shutdown communication of a Cease (also inside a Hard Reset), when it carries
+    /// a valid one.
     pub fn communication(&self) -> Option<&str> {
         let shutdown = [cease::ADMINISTRATIVE_SHUTDOWN, cease::ADMINISTRATIVE_RESET];
-        if self.code != code::CEASE || !shutdown.contains(&self.subcode) {
+        if self.code != code::CEASE {
             return None;
         }
-        let (len, text) = self.data.split_first()?;
+        let data = match (self.subcode, self.data.as_slice()) {
+            (cease::HARD_RESET, [code::CEASE, subcode, inner @ ..]) if shutdown.contains(subcode) => inner,
+            (subcode, data) if shutdown.contains(&subcode) => data,
+            _ => return None,
+        };
+        let (len, text) = data.split_first()?;
         std::str::from_utf8(text.get(..usize::from(*len))?).ok()
     }
 }
@@ -271,6 +315,12 @@ mod tests {
             Notification::new(code::CEASE, cease::HARD_RESET).communication(),
             None
         );
+        // A Hard Reset carries the Cease it stands for, communication included.
+        let bye = Notification::cease(cease::ADMINISTRATIVE_SHUTDOWN, "bye");
+        let hard = Notification::hard_reset(&bye);
+        assert_eq!((hard.code, hard.subcode), (code::CEASE, cease::HARD_RESET));
+        assert_eq!(&hard.data[..2], &[code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN]);
+        assert_eq!(hard.communication(), Some("bye"));
     }
 
     #[test]
@@ -283,6 +333,7 @@ mod tests {
             families: None,
             four_octet: true,
             route_refresh: true,
+            graceful_restart: None,
         };
         assert_eq!(open.my_as_field(), AS_TRANS);
         assert_eq!(

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::message::{Family, Message, Notification, Open, code, fsm_error, open_error};
+use crate::message::{Family, GracefulRestart, Message, Notification, Open, code, fsm_error, open_error};
 
 /// The hold time a session in OpenSent waits for the peer's OPEN (RFC 4271 §8: "a large
 /// value", 4 minutes suggested).
@@ -68,6 +68,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// The families we advertise.
     pub families: BTreeSet<Family>,
+    /// Graceful restart (`enableGracefulRestart`): the restart time we ask the peer to
+    /// keep our routes for; `None`: not offered.
+    pub graceful_restart: Option<Duration>,
 }
 
 /// Why a session is stopped, and so what the peer is told.
@@ -79,6 +82,13 @@ pub enum Stop {
         /// The Cease subcode.
         subcode: u8,
         /// Why, for the peer's operator (RFC 9003).
+        reason: String,
+    },
+    /// Coming back soon (a planned restart): with graceful restart negotiated, close the
+    /// connection without a NOTIFICATION, so the peer keeps our routes stale until we
+    /// are back; without, a Cease / Administrative Shutdown with this reason.
+    Restart {
+        /// Why, for the peer's operator, should it come to a Cease.
         reason: String,
     },
     /// Close the connection without a NOTIFICATION: a peer helping with graceful
@@ -143,6 +153,12 @@ pub struct Negotiated {
     pub four_octet: bool,
     /// The peer is in our AS.
     pub internal: bool,
+    /// Both sides sent the graceful restart capability: the peer keeps our routes
+    /// through a restart (we offer forwarding state for every family we carry).
+    pub graceful_restart: bool,
+    /// Both sides set the N bit (RFC 8538): only a Cease / Hard Reset flushes our
+    /// routes; any other NOTIFICATION keeps them as a restart does.
+    pub hard_reset: bool,
 }
 
 /// Why a session went down or a try failed.
@@ -172,6 +188,9 @@ pub struct Session {
     /// The next wait between dials.
     backoff: Duration,
     negotiated: Option<Negotiated>,
+    /// Set the Restart State bit in our OPENs (a new process, until its first
+    /// Established session).
+    restarting: bool,
 }
 
 /// The first wait between dials without `connectTime`, and the longest.
@@ -189,6 +208,33 @@ impl Session {
             keepalive_at: None,
             backoff,
             negotiated: None,
+            restarting: false,
+        }
+    }
+
+    /// A session of a speaker that has just (re)started: with graceful restart offered,
+    /// its OPENs set the Restart State bit until it is first Established, so a peer
+    /// holding our routes as stale takes the new ones without waiting for its own
+    /// End-of-RIB.
+    pub fn after_restart(config: Config) -> Self {
+        Self {
+            restarting: true,
+            ..Self::new(config)
+        }
+    }
+
+    /// What stopping as `stop` will tell the peer: a `Restart` becomes `Silent` when
+    /// graceful restart was negotiated, else a Cease / Administrative Shutdown.
+    pub fn resolve(&self, stop: Stop) -> Stop {
+        match stop {
+            Stop::Restart { .. } if self.negotiated.as_ref().is_some_and(|t| t.graceful_restart) => {
+                Stop::Silent
+            }
+            Stop::Restart { reason } => Stop::Cease {
+                subcode: crate::message::cease::ADMINISTRATIVE_SHUTDOWN,
+                reason,
+            },
+            other => other,
         }
     }
 
@@ -263,10 +309,13 @@ impl Session {
             return;
         }
         if self.connected_state() {
-            if let Stop::Cease { subcode, reason } = &stop {
-                out.push(Output::Send(Message::Notification(Notification::cease(
-                    *subcode, reason,
-                ))));
+            if let Stop::Cease { subcode, reason } = self.resolve(stop) {
+                let mut n = Notification::cease(subcode, &reason);
+                // With the N bit, only a Hard Reset makes the peer drop our routes now.
+                if self.negotiated.as_ref().is_some_and(|t| t.hard_reset) {
+                    n = Notification::hard_reset(&n);
+                }
+                out.push(Output::Send(Message::Notification(n)));
             }
             out.push(Output::Close);
         } else if self.state == State::Connect {
@@ -301,6 +350,16 @@ impl Session {
             families: Some(self.config.families.clone()),
             four_octet: true,
             route_refresh: true,
+            graceful_restart: self.config.graceful_restart.map(|time| GracefulRestart {
+                restarting: self.restarting,
+                notification: true,
+                restart_time: u16::try_from(time.as_secs())
+                    .unwrap_or(u16::MAX)
+                    .min(GracefulRestart::MAX_RESTART_TIME),
+                // Forwarding goes on while the speaker restarts (kube-proxy or FerroLB's
+                // nftables rules stay in place).
+                families: self.config.families.iter().map(|f| (*f, true)).collect(),
+            }),
         }
     }
 
@@ -323,6 +382,7 @@ impl Session {
                 self.restart_hold(now);
                 // A working session: the next failure starts the backoff afresh.
                 self.backoff = self.config.connect_time.unwrap_or(BACKOFF.0);
+                self.restarting = false;
                 self.enter(State::Established, out);
                 out.push(Output::Up(terms));
             }
@@ -396,6 +456,9 @@ impl Session {
                 .collect(),
             four_octet: open.four_octet,
             internal,
+            graceful_restart: self.config.graceful_restart.is_some() && open.graceful_restart.is_some(),
+            hard_reset: self.config.graceful_restart.is_some()
+                && open.graceful_restart.as_ref().is_some_and(|g| g.notification),
         })
     }
 

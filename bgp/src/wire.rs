@@ -8,10 +8,10 @@
 //! read whole; an UPDATE is checked for framing only (RFC 7606: errors inside its
 //! attributes would be "treat-as-withdraw", and there is nothing to withdraw).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use crate::message::{AfiSafi, Message, Notification, Open, code};
+use crate::message::{AfiSafi, GracefulRestart, Message, Notification, Open, code};
 
 /// The header's length.
 pub const HEADER_LEN: usize = 19;
@@ -44,6 +44,7 @@ mod open_error {
 mod capability {
     pub const MULTIPROTOCOL: u8 = 1;
     pub const ROUTE_REFRESH: u8 = 2;
+    pub const GRACEFUL_RESTART: u8 = 64;
     pub const FOUR_OCTET_AS: u8 = 65;
 }
 
@@ -144,6 +145,7 @@ fn decode_open(body: &[u8]) -> Result<Message, Notification> {
         families: None,
         four_octet: false,
         route_refresh: false,
+        graceful_restart: None,
     };
     while let [kind, len, rest @ ..] = params {
         let value = rest.get(..usize::from(*len)).ok_or_else(malformed)?;
@@ -178,6 +180,9 @@ fn read_capabilities(mut value: &[u8], open: &mut Open) -> Option<()> {
             }
             (capability::MULTIPROTOCOL, _) => return None,
             (capability::ROUTE_REFRESH, _) => open.route_refresh = true,
+            (capability::GRACEFUL_RESTART, data) => {
+                open.graceful_restart = Some(read_graceful_restart(data)?)
+            }
             (capability::FOUR_OCTET_AS, [a, b, c, d]) => {
                 open.four_octet = true;
                 open.asn = u32::from_be_bytes([*a, *b, *c, *d]);
@@ -188,6 +193,60 @@ fn read_capabilities(mut value: &[u8], open: &mut Open) -> Option<()> {
         value = &rest[usize::from(*len)..];
     }
     value.is_empty().then_some(())
+}
+
+/// Flag bits of the graceful restart capability (RFC 4724 §3, RFC 8538 §2).
+mod restart_flags {
+    /// Restart State, in the first octet.
+    pub const RESTARTING: u8 = 0x80;
+    /// Graceful Notification, in the first octet.
+    pub const NOTIFICATION: u8 = 0x40;
+    /// Forwarding State, in a family's flags.
+    pub const FORWARDING: u8 = 0x80;
+}
+
+/// Reads a graceful restart capability; families not ours are skipped.
+fn read_graceful_restart(data: &[u8]) -> Option<GracefulRestart> {
+    let [flags, low, rest @ ..] = data else {
+        return None;
+    };
+    let mut families = rest;
+    let mut gr = GracefulRestart {
+        restarting: flags & restart_flags::RESTARTING != 0,
+        notification: flags & restart_flags::NOTIFICATION != 0,
+        restart_time: u16::from_be_bytes([flags & 0x0f, *low]),
+        families: BTreeMap::new(),
+    };
+    while let [a, b, safi, family_flags, rest @ ..] = families {
+        if let Some(f) = AfiSafi(u16::from_be_bytes([*a, *b]), *safi).family() {
+            gr.families
+                .insert(f, family_flags & restart_flags::FORWARDING != 0);
+        }
+        families = rest;
+    }
+    families.is_empty().then_some(gr)
+}
+
+fn encode_graceful_restart(gr: &GracefulRestart, caps: &mut Vec<u8>) {
+    caps.extend_from_slice(&[capability::GRACEFUL_RESTART, (2 + 4 * gr.families.len()) as u8]);
+    let time = gr
+        .restart_time
+        .min(GracefulRestart::MAX_RESTART_TIME)
+        .to_be_bytes();
+    let mut flags = time[0];
+    if gr.restarting {
+        flags |= restart_flags::RESTARTING;
+    }
+    if gr.notification {
+        flags |= restart_flags::NOTIFICATION;
+    }
+    caps.extend_from_slice(&[flags, time[1]]);
+    for (family, forwarding) in &gr.families {
+        let AfiSafi(afi, safi) = AfiSafi::from(*family);
+        caps.extend_from_slice(&afi.to_be_bytes());
+        let f = if *forwarding { restart_flags::FORWARDING } else { 0 };
+        caps.extend_from_slice(&[safi, f]);
+    }
 }
 
 /// Checks an UPDATE's framing: the withdrawn routes and the path attributes must fit.
@@ -259,7 +318,10 @@ fn encode_open(open: &Open, out: &mut Vec<u8>) {
         caps.extend_from_slice(&[capability::FOUR_OCTET_AS, 4]);
         caps.extend_from_slice(&open.asn.to_be_bytes());
     }
-    // One parameter holding every capability (at most 255 octets; ours take 20).
+    if let Some(gr) = &open.graceful_restart {
+        encode_graceful_restart(gr, &mut caps);
+    }
+    // One parameter holding every capability (at most 255 octets; ours take 32).
     out.push(caps.len() as u8 + 2);
     out.extend_from_slice(&[CAPABILITIES_PARAMETER, caps.len() as u8]);
     out.extend_from_slice(&caps);
@@ -281,6 +343,7 @@ mod tests {
             families: Some(BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast])),
             four_octet: true,
             route_refresh: true,
+            graceful_restart: None,
         }
     }
 
@@ -338,6 +401,70 @@ mod tests {
         };
         assert_eq!(back.families, None);
         assert_eq!(back.offered(), BTreeSet::from([Family::Ipv4Unicast]));
+    }
+
+    #[test]
+    fn the_graceful_restart_capability_carries_its_flags_time_and_families() {
+        let gr = GracefulRestart {
+            restarting: true,
+            notification: true,
+            restart_time: 120,
+            families: BTreeMap::from([(Family::Ipv4Unicast, true), (Family::Ipv6Unicast, false)]),
+        };
+        let with = Open {
+            graceful_restart: Some(gr.clone()),
+            ..open()
+        };
+        let bytes = encode(&Message::Open(with.clone()));
+        assert_eq!(
+            &bytes[bytes.len() - 12..],
+            &[
+                64, 10, // graceful restart, 2 + 2 × 4 octets
+                0xc0, 120, // R and N, restart time 120 s
+                0, 1, 1, 0x80, // IPv4 unicast, forwarding kept
+                0, 2, 1, 0, // IPv6 unicast, not kept
+            ]
+        );
+        assert_eq!(decode(&bytes), Ok(Message::Open(with.clone())));
+        // A helper's capability: no families; a time beyond 12 bits is cut to 4095.
+        let helper = GracefulRestart {
+            restart_time: 5000,
+            families: BTreeMap::new(),
+            ..gr
+        };
+        let bytes = encode(&Message::Open(Open {
+            graceful_restart: Some(helper),
+            ..open()
+        }));
+        assert_eq!(&bytes[bytes.len() - 4..], &[64, 2, 0xcf, 0xff]);
+        let Ok(Message::Open(back)) = decode(&bytes) else {
+            panic!()
+        };
+        assert_eq!(back.graceful_restart.map(|g| g.restart_time), Some(4095));
+        // A family tuple cut short is malformed; an unknown family is skipped.
+        let mut bytes = encode(&Message::Open(with));
+        let at = bytes.len() - 11;
+        assert_eq!(bytes[at], 10);
+        bytes[at] = 9;
+        bytes.pop();
+        bytes[28] -= 1;
+        bytes[30] -= 1;
+        let len = bytes.len() as u16;
+        bytes[16..18].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(decode(&bytes).unwrap_err(), Notification::new(code::OPEN, 0));
+        let mut bytes = encode(&Message::Open(Open {
+            graceful_restart: Some(GracefulRestart {
+                families: BTreeMap::from([(Family::Ipv4Unicast, true)]),
+                ..GracefulRestart::default()
+            }),
+            ..open()
+        }));
+        let at = bytes.len() - 3;
+        bytes[at] = 25; // AFI 25 (L2VPN)
+        let Ok(Message::Open(back)) = decode(&bytes) else {
+            panic!()
+        };
+        assert_eq!(back.graceful_restart.map(|g| g.families), Some(BTreeMap::new()));
     }
 
     #[test]

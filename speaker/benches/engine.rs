@@ -75,6 +75,7 @@ fn main() {
             steering: true,
             gossip: false,
             fallback_after: Duration::from_secs(5),
+            restart_time: Duration::from_secs(120),
         },
         Instant::now(),
     );

@@ -81,6 +81,10 @@ struct Cli {
     /// Repeated announcements after the first one.
     #[arg(long, default_value_t = 4)]
     announce_repeats: u32,
+    /// How long BGP peers with `enableGracefulRestart` keep this node's routes while its
+    /// speaker restarts (at most 4095s).
+    #[arg(long, default_value = "120s")]
+    bgp_restart_time: FlagDuration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -208,6 +212,7 @@ async fn speaker(cli: Cli) -> anyhow::Result<()> {
             repeats: cli.announce_repeats,
         },
         class: ClassPolicy { class: cli.lb_class },
+        restart_time: cli.bgp_restart_time.value,
     };
     tracing::info!(node = %cli.node_name, "speaker starting");
     tokio::select! {

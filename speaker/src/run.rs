@@ -63,6 +63,8 @@ pub struct Options {
     pub schedule: Schedule,
     /// Which Services are ours, by `spec.loadBalancerClass` (the controller's `--lb-class`).
     pub class: ClassPolicy,
+    /// The graceful restart time offered to BGP peers with `enableGracefulRestart`.
+    pub restart_time: Duration,
 }
 
 impl Options {
@@ -79,6 +81,7 @@ impl Options {
             fallback_after: Duration::from_secs(5),
             schedule: Schedule::default(),
             class: ClassPolicy::default(),
+            restart_time: Duration::from_secs(120),
         }
     }
 }
@@ -134,7 +137,7 @@ pub async fn run(
     tracing::info!(node = %node, "waiting for the initial lists");
     if stores.listed(&mut stop).await? == Listed::Stopped {
         tracing::info!("stopping before the initial lists were complete");
-        return withdraw(options.membership, out).await;
+        return withdraw(options.membership, out, true).await;
     }
     let gossip_at = gossip.map(|m| m.advertise);
     let mut live = gossip.map(|m| m.live.clone());
@@ -145,6 +148,7 @@ pub async fn run(
             steering: options.dataplane,
             gossip: gossip.is_some(),
             fallback_after: options.fallback_after,
+            restart_time: options.restart_time,
         },
         Instant::now(),
     );
@@ -182,8 +186,9 @@ pub async fn run(
         }
         tracing::debug!(?woke, "planning");
     }
-    tracing::info!("stopping: leaving the gossip and withdrawing");
-    withdraw(options.membership, out).await
+    let leaving = engine.node_leaving();
+    tracing::info!(leaving, "stopping: leaving the gossip and withdrawing");
+    withdraw(options.membership, out, leaving).await
 }
 
 impl Outputs {
@@ -235,21 +240,27 @@ async fn session_states(
 }
 
 /// Leaves the gossip, ends the BGP sessions, stops answering and removes the steering.
-async fn withdraw(membership: Option<Membership>, mut out: Outputs) -> anyhow::Result<()> {
+/// A node `leaving` (cordoned, shutting down) makes its BGP peers drop its routes now;
+/// otherwise this is a restart, and peers with graceful restart keep them meanwhile —
+/// so the steering rules stay too, for the traffic they keep sending (the next speaker
+/// replaces them at its first plan).
+async fn withdraw(membership: Option<Membership>, mut out: Outputs, leaving: bool) -> anyhow::Result<()> {
     if let Some(m) = membership {
         m.leave().await;
     }
-    // A Cease makes the routers drop this node's routes now (graceful restart, which
-    // would keep them through a restart, is not negotiated yet).
-    out.bgp
-        .stop(Stop::Cease {
+    let how = match leaving {
+        true => Stop::Cease {
             subcode: cease::ADMINISTRATIVE_SHUTDOWN,
-            reason: "FerroLB speaker stopping".into(),
-        })
-        .await;
+            reason: "FerroLB speaker stopping: node cordoned or shutting down".into(),
+        },
+        false => Stop::Restart {
+            reason: "FerroLB speaker restarting".into(),
+        },
+    };
+    let kept = out.bgp.stop(how).await;
     out.l2.apply(&Owned::new(), &Links::default());
     if let Some(s) = &mut out.steering {
-        s.remove().await;
+        s.remove(kept).await;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Every transition and timer of the session, with simulated time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ fn config() -> Config {
         connect_time: None,
         connect_timeout: Duration::from_secs(10),
         families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
+        graceful_restart: None,
     }
 }
 
@@ -34,6 +35,7 @@ fn peer_open() -> Open {
         families: Some(BTreeSet::from([Family::Ipv4Unicast])),
         four_octet: true,
         route_refresh: true,
+        graceful_restart: None,
     }
 }
 
@@ -499,6 +501,149 @@ fn stopping_silently_closes_without_a_notification() {
     );
 }
 
+/// A configuration offering graceful restart, and a helper's OPEN (BIRD's and FRR's
+/// default: the capability with no families, N set).
+fn with_restart() -> (Config, Open) {
+    let config = Config {
+        graceful_restart: Some(secs(120)),
+        ..config()
+    };
+    let open = Open {
+        graceful_restart: Some(GracefulRestart {
+            notification: true,
+            restart_time: 120,
+            ..GracefulRestart::default()
+        }),
+        ..peer_open()
+    };
+    (config, open)
+}
+
+fn our_open(out: &[Output]) -> &Open {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Send(Message::Open(open)) => Some(open),
+            _ => None,
+        })
+        .expect("an OPEN")
+}
+
+#[test]
+fn graceful_restart_is_offered_with_forwarding_kept_and_restart_state_after_a_restart() {
+    let (config, open) = with_restart();
+    // Not offered unless configured.
+    let mut run = Run::new(super::tests::config());
+    run.feed(Input::Start);
+    assert_eq!(our_open(&run.feed(Input::Connected)).graceful_restart, None);
+    // A new process: R set, F set for every family, N set, the restart time.
+    let mut run = Run {
+        session: Session::after_restart(config.clone()),
+        ..Run::new(config.clone())
+    };
+    run.feed(Input::Start);
+    let gr = our_open(&run.feed(Input::Connected))
+        .graceful_restart
+        .clone()
+        .expect("offered");
+    assert!(gr.restarting && gr.notification);
+    assert_eq!(gr.restart_time, 120);
+    assert_eq!(
+        gr.families,
+        BTreeMap::from([(Family::Ipv4Unicast, true), (Family::Ipv6Unicast, true)])
+    );
+    // A failed try does not clear R: the restart is not over until a session is up.
+    run.feed(Input::Closed);
+    run.at(secs(1));
+    let again = run.feed(Input::Connected);
+    assert!(our_open(&again).graceful_restart.as_ref().unwrap().restarting);
+    run.receive(Message::Open(open));
+    let up = run.receive(Message::Keepalive);
+    let Some(Output::Up(terms)) = up.iter().find(|o| matches!(o, Output::Up(_))) else {
+        panic!("{up:?}")
+    };
+    assert!(terms.graceful_restart && terms.hard_reset);
+    // Once up, later sessions of the same process clear R.
+    run.feed(Input::Closed);
+    run.at(secs(10));
+    let later = run.feed(Input::Connected);
+    assert!(!our_open(&later).graceful_restart.as_ref().unwrap().restarting);
+    // A restart time beyond the capability's 12 bits is cut to 4095 s.
+    let long = Config {
+        graceful_restart: Some(secs(100_000)),
+        ..config
+    };
+    let mut run = Run::new(long);
+    run.feed(Input::Start);
+    let gr = our_open(&run.feed(Input::Connected)).graceful_restart.clone();
+    assert_eq!(gr.map(|g| g.restart_time), Some(4095));
+}
+
+#[test]
+fn graceful_restart_needs_both_sides_and_n_needs_both_bits() {
+    let (config, open) = with_restart();
+    let (_, terms) = Run::established(super::tests::config(), open.clone());
+    assert!(!terms.graceful_restart && !terms.hard_reset, "not offered by us");
+    let (_, terms) = Run::established(config.clone(), peer_open());
+    assert!(
+        !terms.graceful_restart && !terms.hard_reset,
+        "not offered by the peer"
+    );
+    let no_n = Open {
+        graceful_restart: Some(GracefulRestart::default()),
+        ..open
+    };
+    let (_, terms) = Run::established(config, no_n);
+    assert!(terms.graceful_restart && !terms.hard_reset);
+}
+
+#[test]
+fn a_planned_restart_closes_silently_only_when_graceful_restart_was_negotiated() {
+    let restart = || Stop::Restart {
+        reason: "rolling update".into(),
+    };
+    let (config, open) = with_restart();
+    let (mut run, _) = Run::established(config.clone(), open.clone());
+    assert_eq!(run.session.resolve(restart()), Stop::Silent);
+    assert_eq!(
+        run.feed(Input::Stop(restart())),
+        [
+            Output::Close,
+            Output::Down(Down::Stopped),
+            Output::State(State::Idle)
+        ],
+        "no NOTIFICATION: the peer keeps the routes stale"
+    );
+    // Without graceful restart the peer must drop the routes now: a Cease.
+    let (mut run, _) = Run::established(super::tests::config(), open.clone());
+    let out = run.feed(Input::Stop(restart()));
+    let n = sent_notification(&out).expect("a Cease");
+    assert_eq!((n.code, n.subcode), (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN));
+    assert_eq!(n.communication(), Some("rolling update"));
+    // Leaving for good with N negotiated: a Hard Reset carrying the Cease.
+    let (mut run, _) = Run::established(config.clone(), open.clone());
+    let out = run.feed(Input::Stop(Stop::Cease {
+        subcode: cease::PEER_DECONFIGURED,
+        reason: "gone".into(),
+    }));
+    let n = sent_notification(&out).expect("a Hard Reset");
+    assert_eq!((n.code, n.subcode), (code::CEASE, cease::HARD_RESET));
+    assert_eq!(&n.data[..2], &[code::CEASE, cease::PEER_DECONFIGURED]);
+    // Without N, a plain Cease flushes already.
+    let no_n = Open {
+        graceful_restart: Some(GracefulRestart::default()),
+        ..open
+    };
+    let (mut run, _) = Run::established(config, no_n);
+    let out = run.feed(Input::Stop(Stop::Cease {
+        subcode: cease::PEER_DECONFIGURED,
+        reason: "gone".into(),
+    }));
+    assert_eq!(
+        sent_notification(&out).map(|n| n.subcode),
+        Some(cease::PEER_DECONFIGURED)
+    );
+}
+
 #[test]
 fn route_refresh_is_honoured_for_negotiated_families_only() {
     let (mut run, _) = Run::established(config(), peer_open());
@@ -541,6 +686,7 @@ fn any_message() -> impl Strategy<Value = Message> {
                     families,
                     four_octet: true,
                     route_refresh: true,
+                    graceful_restart: v6.then(GracefulRestart::default),
                 })
             }
         ),
@@ -564,6 +710,7 @@ fn any_input() -> impl Strategy<Value = Input> {
     prop_oneof![
         Just(Input::Start),
         Just(Input::Stop(Stop::Silent)),
+        Just(Input::Stop(Stop::Restart { reason: "x".into() })),
         Just(Input::Stop(Stop::Cease {
             subcode: cease::ADMINISTRATIVE_SHUTDOWN,
             reason: "x".into()

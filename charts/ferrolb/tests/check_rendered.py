@@ -445,6 +445,7 @@ def check_speaker(c, case, docs, values, full):
         want += ["--gossip-port", str(sv["gossip"]["port"])]
     if sv.get("excludeInterfaces"):
         want += ["--exclude-interfaces", ",".join(sv["excludeInterfaces"])]
+    want += ["--bgp-restart-time", f"{sv['bgpRestartTime']}s"]
     want += ["--metrics-addr", f"0.0.0.0:{sv['metrics']['port']}"] + list(sv.get("extraArgs") or [])
     c.check(f"{case}: speaker args", [] if args == want else [f"args {args}", f"want {want}"])
     c.check(

@@ -99,18 +99,22 @@ impl Peers {
                 None => {
                     tracing::info!(peer = %name, address = %intent.spec.address, "starting BGP session");
                     let reporter = Reporter::new(&name, self.reports.clone());
-                    let peer = Peer::start(intent.spec.clone(), intent.wanted, reporter);
+                    let peer = Peer::start(intent.spec.clone(), intent.wanted, reporter, first);
                     self.running.insert(name, (intent.spec, peer));
                 }
             }
         }
     }
 
-    /// Stops every session as `how` says. The reports stay (as the Layer 2 records do):
-    /// a restarted speaker writes them again rather than deleting and re-creating them.
-    pub async fn stop(&mut self, how: Stop) {
+    /// Stops every session as `how` says; `true` when some peer was left holding this
+    /// node's routes for a graceful restart (so traffic must keep flowing here). The
+    /// reports stay (as the Layer 2 records do): a restarted speaker writes them again
+    /// rather than deleting and re-creating them.
+    pub async fn stop(&mut self, how: Stop) -> bool {
+        let mut kept = false;
         for (_, (_, peer)) in std::mem::take(&mut self.running) {
-            peer.stop(how.clone()).await;
+            kept |= peer.stop(how.clone()).await;
         }
+        kept
     }
 }

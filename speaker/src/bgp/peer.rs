@@ -30,29 +30,35 @@ pub struct Peer {
     /// The routes to announce; send a new set to change them.
     pub wanted: watch::Sender<Wanted>,
     stop: mpsc::Sender<Stop>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<bool>,
 }
 
 impl Peer {
-    /// Starts the task, reporting through `reporter`: it dials at once.
-    pub fn start(spec: PeerSpec, wanted: Wanted, reporter: Reporter) -> Self {
+    /// Starts the task, reporting through `reporter`: it dials at once. `restarted`:
+    /// the speaker has just started (its OPENs say so while graceful restart applies).
+    pub fn start(spec: PeerSpec, wanted: Wanted, reporter: Reporter, restarted: bool) -> Self {
         let (wanted, wanted_rx) = watch::channel(wanted);
         let (stop, stop_rx) = mpsc::channel(1);
-        let task = tokio::spawn(run(spec, wanted_rx, reporter, stop_rx));
+        let task = tokio::spawn(run(spec, wanted_rx, reporter, stop_rx, restarted));
         Self { wanted, stop, task }
     }
 
-    /// Stops the session as `how` says and waits for the task to end.
-    pub async fn stop(self, how: Stop) {
+    /// Stops the session as `how` says and waits for the task to end; `true` when the
+    /// peer was left holding our routes for a graceful restart.
+    pub async fn stop(self, how: Stop) -> bool {
         let _ = self.stop.send(how).await;
         // A task stuck writing to a router that stopped reading must not hold up the
         // speaker: it is given a moment, then aborted (the connection closes with it).
         let mut task = self.task;
-        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
-            tracing::warn!("BGP session task did not stop in time: aborted");
-            task.abort();
-            // Gone for sure before a session of the same name starts again.
-            let _ = task.await;
+        match tokio::time::timeout(STOP_WAIT, &mut task).await {
+            Ok(kept) => kept.unwrap_or(false),
+            Err(_) => {
+                tracing::warn!("BGP session task did not stop in time: aborted");
+                task.abort();
+                // Gone for sure before a session of the same name starts again.
+                let _ = task.await;
+                false
+            }
         }
     }
 }
@@ -126,9 +132,15 @@ async fn run(
     mut wanted: watch::Receiver<Wanted>,
     report: Reporter,
     mut stop: mpsc::Receiver<Stop>,
-) {
+    restarted: bool,
+) -> bool {
     let peer = spec.address;
-    let mut session = Session::new(spec.session.clone());
+    let mut session = match restarted {
+        true => Session::after_restart(spec.session.clone()),
+        false => Session::new(spec.session.clone()),
+    };
+    // Set when stopping leaves the peer our routes (graceful restart): the answer.
+    let mut kept = false;
     let mut rib = AdjRibOut::default();
     let mut rib_touched = false;
     let mut conn: Option<Connection> = None;
@@ -232,7 +244,7 @@ async fn run(
             });
         }
         if session.state() == State::Idle {
-            return;
+            return kept;
         }
         let deadline = session.deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
@@ -247,6 +259,7 @@ async fn run(
         };
         match event {
             Event::Stop(how) => {
+                let how = session.resolve(how);
                 // Leaving for good: the routes are withdrawn first, so a router that
                 // keeps them after the Cease (as a graceful-restart helper may) still
                 // stops sending traffic here.
@@ -255,6 +268,12 @@ async fn run(
                 {
                     let _ = write(c, &rib.sync(&BTreeMap::new(), t), &report).await;
                     rib_touched = true;
+                }
+                kept = how == Stop::Silent
+                    && up.is_some()
+                    && session.negotiated().is_some_and(|t| t.graceful_restart);
+                if kept {
+                    tracing::info!(%peer, "closing for a graceful restart: the peer keeps our routes");
                 }
                 inputs.push(Input::Stop(how));
             }

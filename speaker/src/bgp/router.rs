@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ferrolb_bgp::message::{Family, Message, Notification, Open};
+use ferrolb_bgp::message::{Family, GracefulRestart, Message, Notification, Open};
 use ferrolb_bgp::update::{Routes, read};
 use ferrolb_bgp::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,6 +70,16 @@ impl Router {
 
     /// Answers the speaker's OPEN and KEEPALIVE: the session is Established.
     pub async fn establish(&mut self, hold_time: u16) {
+        self.establish_with(hold_time, None).await;
+    }
+
+    /// As [`Router::establish`], offering `graceful_restart` in the router's OPEN; the
+    /// speaker's OPEN.
+    pub async fn establish_with(
+        &mut self,
+        hold_time: u16,
+        graceful_restart: Option<GracefulRestart>,
+    ) -> Open {
         let (Message::Open(open), _) = self.next().await.expect("an OPEN") else {
             panic!("not an OPEN")
         };
@@ -82,10 +92,12 @@ impl Router {
             families: Some(BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast])),
             four_octet: true,
             route_refresh: true,
+            graceful_restart,
         }))
         .await;
         self.send(&Message::Keepalive).await;
         assert_eq!(self.next().await.map(|m| m.0), Some(Message::Keepalive));
+        open
     }
 
     /// Reads UPDATEs until `end_of_ribs` End-of-RIB markers have come: (announced,

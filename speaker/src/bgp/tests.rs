@@ -249,7 +249,11 @@ async fn a_service_reaches_the_router_leaves_it_and_the_speaker_ceases() {
         (notification.code, notification.subcode),
         (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)
     );
-    assert_eq!(notification.communication(), Some("FerroLB speaker stopping"));
+    // The fixture's Node is not Ready: the node counts as leaving, not restarting.
+    assert_eq!(
+        notification.communication(),
+        Some("FerroLB speaker stopping: node cordoned or shutting down")
+    );
     tokio::time::timeout(PATIENCE, speaker)
         .await
         .expect("the speaker stops")

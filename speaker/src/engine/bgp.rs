@@ -99,6 +99,8 @@ pub struct BgpActions {
 /// The BGP side of the engine: what was carried out last, to tell changes apart.
 #[derive(Debug, Default)]
 pub struct Bgp {
+    /// The graceful restart time offered to peers with `enableGracefulRestart`.
+    restart_time: Duration,
     planned: bool,
     intents: Intents,
     limits: Limits,
@@ -109,6 +111,15 @@ pub struct Bgp {
 }
 
 impl Bgp {
+    /// Nothing planned yet; `restart_time` is offered to the peers that enable graceful
+    /// restart.
+    pub fn new(restart_time: Duration) -> Self {
+        Self {
+            restart_time,
+            ..Self::default()
+        }
+    }
+
     /// The sessions of the last plan.
     pub fn intents(&self) -> &Intents {
         &self.intents
@@ -117,7 +128,7 @@ impl Bgp {
     /// Plans node `me` from `view`; `None` when nothing changed since the last plan
     /// (the first plan always answers: the status writer waits for it).
     pub fn step(&mut self, view: &View, me: &str) -> Option<BgpActions> {
-        let (intents, limits, refused) = intents(view, me);
+        let (intents, limits, refused) = intents(view, me, self.restart_time);
         // Said once per change, not at every API event.
         for (peer, limit) in limits.iter().filter(|(p, l)| self.limits.get(*p) != Some(*l)) {
             tracing::warn!(%peer, "BGPPeer: {limit}");
@@ -189,6 +200,7 @@ impl Bgp {
             };
         }
         *self = Self {
+            restart_time: self.restart_time,
             planned: true,
             intents: intents.clone(),
             limits: limits.clone(),
@@ -245,9 +257,10 @@ fn refused_family(spec: &PeerSpec, dual_stack: bool, family: Family) -> Option<&
     }
 }
 
-/// The sessions and routes of node `me` in `view`, the peers it cannot run (left out),
-/// and the addresses it refuses to a peer.
-pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
+/// The sessions and routes of node `me` in `view` (offering `restart_time` to peers with
+/// graceful restart), the peers it cannot run (left out), and the addresses it refuses
+/// to a peer.
+pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limits, BTreeSet<Refusal>) {
     let mut limits = Limits::new();
     let mut refused = BTreeSet::new();
     let Some(node) = view.nodes.iter().find(|n| n.name == me) else {
@@ -268,7 +281,7 @@ pub fn intents(view: &View, me: &str) -> (Intents, Limits, BTreeSet<Refusal>) {
         let Some(peer) = view.config.peers.get(name) else {
             continue;
         };
-        let spec = match spec(peer, node_v4, node_v6) {
+        let spec = match spec(peer, node_v4, node_v6, restart_time) {
             Ok(spec) => spec,
             Err(limit) => {
                 limits.insert(name.to_string(), limit);
@@ -335,6 +348,7 @@ fn spec(
     peer: &config::Peer,
     node_v4: Option<Ipv4Addr>,
     node_v6: Option<Ipv6Addr>,
+    restart_time: Duration,
 ) -> Result<PeerSpec, &'static str> {
     let PeerAddress::Ip(ip) = &peer.address else {
         return Err("unnumbered sessions (spec.interface) are not supported: peer skipped");
@@ -379,6 +393,7 @@ fn spec(
                 (IpAddr::V4(_), false) => BTreeSet::from([Family::Ipv4Unicast]),
                 (IpAddr::V6(_), false) => BTreeSet::from([Family::Ipv6Unicast]),
             },
+            graceful_restart: peer.graceful_restart.then_some(restart_time),
         },
     };
     Ok(spec)

@@ -62,6 +62,8 @@ pub struct Settings {
     pub gossip: bool,
     /// With the gossip isolated this long while other nodes are Ready, use Node readiness.
     pub fallback_after: Duration,
+    /// The graceful restart time offered to BGP peers with `enableGracefulRestart`.
+    pub restart_time: Duration,
 }
 
 /// What changed since the last step; nothing at all is a timer's wake-up.
@@ -161,6 +163,7 @@ impl Engine {
     /// from then).
     pub fn new(settings: Settings, started: Instant) -> Self {
         let gossip = settings.gossip.then(|| BTreeSet::from([settings.node.clone()]));
+        let bgp = bgp::Bgp::new(settings.restart_time);
         Self {
             settings,
             started,
@@ -171,7 +174,7 @@ impl Engine {
             fallback: false,
             seeds: Vec::new(),
             rules: None,
-            bgp: bgp::Bgp::default(),
+            bgp,
             last: Last::default(),
         }
     }
@@ -181,6 +184,17 @@ impl Engine {
     /// next step must bring a view.
     pub fn release_view(&mut self) {
         self.view = None;
+    }
+
+    /// Whether this node is leaving rather than restarting its speaker: its Node is
+    /// cordoned, NotReady (as a node shutting down gracefully is marked) or gone. A
+    /// stopping speaker then makes its BGP peers drop its routes at once.
+    pub fn node_leaving(&self) -> bool {
+        let me = self.settings.node.as_str();
+        self.view
+            .as_ref()
+            .and_then(|v| v.nodes.iter().find(|n| n.name == me))
+            .is_none_or(|n| n.unschedulable || !n.ready)
     }
 
     /// The links the last step planned with (the Layer 2 shell opens sockets on them).

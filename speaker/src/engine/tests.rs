@@ -99,6 +99,7 @@ fn engine(gossip: bool, steering: bool, t0: Instant) -> Engine {
             steering,
             gossip,
             fallback_after: AFTER,
+            restart_time: Duration::from_secs(120),
         },
         t0,
     )
@@ -111,6 +112,14 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 fn live(list: &[&str]) -> Changes {
     Changes {
         live: Some(names(list)),
+        ..Changes::default()
+    }
+}
+
+/// A step with a new API view.
+fn with_view(v: View) -> Changes {
+    Changes {
+        view: Some(v),
         ..Changes::default()
     }
 }
@@ -459,10 +468,6 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
     let t0 = Instant::now();
     // BGP needs no gossip verdict: planned even while Layer 2 waits for the others.
     let mut e = engine(true, false, t0);
-    let with_view = |v: View| Changes {
-        view: Some(v),
-        ..Changes::default()
-    };
     let first = e.step(with_view(bgp_view(false)), t0);
     assert_eq!(first.announce, None, "Layer 2 waits for the gossip");
     let intents = first.bgp.expect("the session to start").intents;
@@ -504,7 +509,7 @@ fn bgp_sessions_and_routes_come_from_the_view_and_change_only_with_it() {
 #[test]
 fn peers_this_speaker_cannot_run_are_named_with_why_and_md5_keys_pass_through() {
     let text = format!(
-        "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: md5, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.253, password: secret}}\n\
+        "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: md5, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.253, password: secret, enableGracefulRestart: true}}\n\
          ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: red, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.252, vrf: red}}\n\
          ---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: long, namespace: {NS}}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.251, password: {}}}\n",
         "k".repeat(81)
@@ -515,7 +520,7 @@ fn peers_this_speaker_cannot_run_are_named_with_why_and_md5_keys_pass_through() 
         config: outcome.config,
         ..view()
     };
-    let (intents, limits, _) = super::bgp::intents(&v, "me");
+    let (intents, limits, _) = super::bgp::intents(&v, "me", Duration::from_secs(90));
     assert_eq!(
         intents.keys().collect::<Vec<_>>(),
         ["md5"],
@@ -523,6 +528,11 @@ fn peers_this_speaker_cannot_run_are_named_with_why_and_md5_keys_pass_through() 
     );
     let key = intents["md5"].spec.password.as_ref().expect("the key");
     assert_eq!(key.0, "secret");
+    assert_eq!(
+        intents["md5"].spec.session.graceful_restart,
+        Some(Duration::from_secs(90)),
+        "enableGracefulRestart offers the speaker's restart time"
+    );
     assert_eq!(format!("{key:?}"), "Password(..)", "never logged");
     assert!(limits["red"].contains("spec.vrf"), "{}", limits["red"]);
     assert!(limits["long"].contains("80 bytes"), "{}", limits["long"]);
@@ -585,4 +595,25 @@ fn a_family_the_session_cannot_carry_is_refused_with_why_once() {
     let three = step(&mut e, &v).expect("the next hop came");
     assert!(three.intents["r1"].wanted.keys().any(|n| n.addr().is_ipv6()));
     assert!(three.events.iter().all(|e| !e.warning));
+}
+
+#[test]
+fn a_stopping_speaker_leaves_for_good_only_when_its_node_goes() {
+    let t0 = Instant::now();
+    let mut e = engine(false, false, t0);
+    assert!(e.node_leaving(), "no view yet: nothing to keep");
+    e.step(with_view(view()), t0);
+    assert!(!e.node_leaving(), "Ready and schedulable: a restart");
+    let mut cordoned = view();
+    cordoned.nodes[0].unschedulable = true;
+    e.step(with_view(cordoned), t0);
+    assert!(e.node_leaving(), "cordoned");
+    let mut shutting_down = view();
+    shutting_down.nodes[0].ready = false;
+    e.step(with_view(shutting_down), t0);
+    assert!(e.node_leaving(), "NotReady, as a node shutting down is marked");
+    let mut gone = view();
+    gone.nodes.remove(0);
+    e.step(with_view(gone), t0);
+    assert!(e.node_leaving(), "the Node deleted");
 }

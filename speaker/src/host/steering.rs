@@ -41,9 +41,12 @@ impl Steering {
         self.put(rules, &owned.keys().copied().collect()).await;
     }
 
-    /// Removes the table and the VIPs.
-    pub async fn remove(&mut self) {
-        if let Err(err) = self.nft.remove().await {
+    /// Removes the VIPs, and the table unless `keep_rules` (routers keep sending this
+    /// node traffic through a graceful restart).
+    pub async fn remove(&mut self, keep_rules: bool) {
+        if keep_rules {
+            tracing::info!("keeping the nftables steering for the routes kept by graceful restart");
+        } else if let Err(err) = self.nft.remove().await {
             tracing::warn!(error = %err, "cannot remove the nftables table");
         }
         self.lo.set(&BTreeSet::new()).await;

@@ -91,6 +91,11 @@ impl Proc {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal);
     }
 
+    /// Whether it has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Waits for it to exit (at most `timeout`, then SIGKILL).
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -561,6 +566,21 @@ impl Lab {
             .spawn()?;
         Ok(Pinger { child })
     }
+
+    /// Starts probing `ip`:`port` from the client every 10 ms with a TCP connection and
+    /// an HTTP GET (see `probe/tcp_probe.py`).
+    pub fn prober(&self, ip: &str, port: u16) -> anyhow::Result<Prober> {
+        let script = self.dir.join("tcp_probe.py");
+        std::fs::write(&script, include_str!("probe/tcp_probe.py"))?;
+        let script = script.to_str().context("utf-8 path")?;
+        let child = self
+            .net
+            .exec(CLIENT.0, &["python3", "-u", script, ip, &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Prober { child })
+    }
 }
 
 /// Polls `probe` every 50 ms until it gives a value, for at most `secs` seconds.
@@ -616,23 +636,77 @@ impl Pinger {
     /// Stops pinging; returns the longest time without replies after the first reply,
     /// and the number of replies.
     pub fn outage(self) -> (Duration, usize) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let out = self
-            .child
-            .wait_with_output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&out);
+        let text = interrupt(self.child);
         let times: Vec<f64> = text
             .lines()
             .filter(|l| l.contains("bytes from"))
             .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
             .collect();
-        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        // A reply every 10 ms is no outage: count only the time beyond one interval.
-        (Duration::from_secs_f64((gap - 0.01).max(0.0)), times.len())
+        (longest_gap(&times), times.len())
+    }
+}
+
+/// The longest time between two answers, beyond the 10 ms between tries (an answer
+/// every 10 ms is no outage).
+fn longest_gap(times: &[f64]) -> Duration {
+    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    Duration::from_secs_f64((gap - 0.01).max(0.0))
+}
+
+/// Stops a child with SIGINT and returns what it wrote.
+fn interrupt(child: Child) -> String {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let out = child.wait_with_output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A running TCP prober; [`Prober::stop`] ends it and counts.
+pub struct Prober {
+    child: Child,
+}
+
+/// What a [`Prober`] saw.
+#[derive(Clone, Copy, Debug)]
+pub struct Probed {
+    /// Tries answered.
+    pub answered: usize,
+    /// Tries that failed (refused, unreachable, or no answer within 200 ms).
+    pub failed: usize,
+    /// The longest time without an answer, after the first.
+    pub outage: Duration,
+}
+
+impl Prober {
+    /// Stops probing and counts; prints `FIGURE <name>_ms=… answered=… failed=…` (for
+    /// BENCHMARKS.md).
+    pub fn stop(self, name: &str) -> Probed {
+        let text = interrupt(self.child);
+        let mut answered = Vec::new();
+        let mut failed = 0;
+        for line in text.lines() {
+            let Some((time, outcome)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) else {
+                continue;
+            };
+            match (time.parse::<f64>(), outcome) {
+                (Ok(t), "answered") => answered.push(t),
+                (Ok(_), "failed") => failed += 1,
+                _ => {}
+            }
+        }
+        let probed = Probed {
+            answered: answered.len(),
+            failed,
+            outage: longest_gap(&answered),
+        };
+        eprintln!(
+            "FIGURE {name}_ms={:.1} answered={} failed={}",
+            probed.outage.as_secs_f64() * 1e3,
+            probed.answered,
+            probed.failed
+        );
+        probed
     }
 }

@@ -249,6 +249,29 @@ impl Router {
         }
     }
 
+    /// Whether the router's session with `neighbor` is Established.
+    pub fn established(&self, lab: &Lab, neighbor: &str) -> bool {
+        let text = self.session(lab, neighbor);
+        match self.kind {
+            // "  BGP state:          Established"
+            Kind::Bird => text
+                .lines()
+                .any(|l| l.trim_start().starts_with("BGP state:") && l.ends_with("Established")),
+            Kind::Frr => {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                json[neighbor]["bgpState"] == "Established"
+            }
+            Kind::Gobgp => {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                json["state"]["session_state"].as_u64() == Some(6)
+            }
+            Kind::Exabgp => text
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\"state\": \"up\"")),
+        }
+    }
+
     /// The next hops of `prefix`'s paths, sorted, each once.
     pub fn next_hops(&self, lab: &Lab, prefix: &str) -> Vec<String> {
         let hops: BTreeSet<String> = self.paths(lab, prefix).into_iter().map(|p| p.next_hop).collect();
@@ -300,6 +323,7 @@ impl Router {
         // session came up and when each route arrived from BIRD itself.
         let mut conf = format!(
             "router id {};\n\
+             log stderr all;\n\
              timeformat route iso long us;\n\
              timeformat protocol iso long us;\n\
              protocol device {{}}\n\

@@ -1,13 +1,14 @@
 //! The peer task against a router played by the test over loopback TCP, speaking the
 //! same wire format: the session comes up, routes follow the wanted set, a stop sends a
-//! Cease, a silent router is dropped at the hold time, garbage gets a NOTIFICATION.
+//! Cease (a Hard Reset after graceful restart), a planned restart closes without one, a
+//! silent router is dropped at the hold time, garbage gets a NOTIFICATION.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_bgp::message::{Family, Notification, cease, code};
+use ferrolb_bgp::message::{Family, GracefulRestart, Notification, cease, code};
 use ferrolb_bgp::session::{self, PeerAsn};
 use ferrolb_bgp::update::{Attributes, Community};
 use ipnet::IpNet;
@@ -34,6 +35,7 @@ fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
             connect_time: None,
             connect_timeout: Duration::from_secs(5),
             families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
+            graceful_restart: None,
         },
     }
 }
@@ -59,13 +61,18 @@ struct Started {
 }
 
 fn start(spec: PeerSpec, wanted: Wanted) -> Started {
+    start_as(spec, wanted, false)
+}
+
+/// [`start`], `restarted` saying whether the speaker has just started.
+fn start_as(spec: PeerSpec, wanted: Wanted, restarted: bool) -> Started {
     let report = Report {
         address: spec.address.to_string(),
         problem: None,
         status: Some(PeerStatus::default()),
     };
     let (tx, reports) = watch::channel(Reports::from([("r".to_string(), report)]));
-    let peer = Peer::start(spec, wanted, Reporter::new("r", tx));
+    let peer = Peer::start(spec, wanted, Reporter::new("r", tx), restarted);
     Started { peer, reports }
 }
 
@@ -110,6 +117,65 @@ async fn routes_follow_the_wanted_set_and_a_stop_sends_a_cease() {
     assert_eq!((n.code, n.subcode), (code::CEASE, cease::PEER_DECONFIGURED));
     assert_eq!(router.next().await, None, "closed");
     stopping.await.unwrap();
+}
+
+/// A session offering graceful restart, and a helper's capability (N set).
+fn restarting_spec(address: SocketAddr) -> (PeerSpec, GracefulRestart) {
+    let mut spec = spec(address, 90);
+    spec.session.graceful_restart = Some(Duration::from_secs(120));
+    let helper = GracefulRestart {
+        notification: true,
+        restart_time: 120,
+        ..GracefulRestart::default()
+    };
+    (spec, helper)
+}
+
+#[tokio::test]
+async fn a_restart_with_graceful_restart_leaves_the_routes_with_the_router() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (spec, helper) = restarting_spec(listener.local_addr().unwrap());
+    let Started { peer, .. } = start_as(spec, wanted(&["10.77.0.200/32"]), true);
+    let mut router = Router::accept(&listener).await;
+    // A new process: R set, forwarding kept for both families.
+    let open = router.establish_with(90, Some(helper)).await;
+    let gr = open.graceful_restart.expect("offered");
+    assert!(gr.restarting && gr.notification);
+    assert!(gr.families.values().all(|f| *f) && gr.families.len() == 2);
+    // The whole table, then End-of-RIB, without waiting for the router's.
+    assert_announced(&router.updates(2, 0).await, "10.77.0.200/32");
+    // A planned restart: no withdrawal, no NOTIFICATION, just the close.
+    let kept = peer
+        .stop(Stop::Restart {
+            reason: "rolling update".into(),
+        })
+        .await;
+    assert!(kept, "the router keeps the routes");
+    assert_eq!(router.next().await, None, "closed without a word");
+}
+
+#[tokio::test]
+async fn leaving_for_good_after_graceful_restart_withdraws_then_hard_resets() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (spec, helper) = restarting_spec(listener.local_addr().unwrap());
+    let Started { peer, .. } = start(spec, wanted(&["10.77.0.200/32"]));
+    let mut router = Router::accept(&listener).await;
+    let open = router.establish_with(90, Some(helper)).await;
+    assert!(
+        !open.graceful_restart.expect("offered").restarting,
+        "not just started"
+    );
+    router.updates(2, 0).await;
+    let stopping = tokio::spawn(peer.stop(Stop::Cease {
+        subcode: cease::ADMINISTRATIVE_SHUTDOWN,
+        reason: "node cordoned".into(),
+    }));
+    let gone = router.updates(0, 1).await;
+    assert_eq!(gone.withdrawn, ["10.77.0.200/32".parse::<IpNet>().unwrap()]);
+    let n = router.notification().await;
+    assert_eq!((n.code, n.subcode), (code::CEASE, cease::HARD_RESET));
+    assert_eq!(n.communication(), Some("node cordoned"));
+    assert!(!stopping.await.unwrap(), "nothing kept");
 }
 
 #[tokio::test]
@@ -210,6 +276,7 @@ async fn malformed_input_gets_the_right_notification_and_the_speaker_dials_again
             families: Some(BTreeSet::from([Family::Ipv4Unicast])),
             four_octet: true,
             route_refresh: true,
+            graceful_restart: None,
         })
     };
     /// What is sent, the OPEN the router answers with (or `None` to establish first and
