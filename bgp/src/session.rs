@@ -115,6 +115,8 @@ pub enum Input {
     Malformed(Notification),
     /// Time passed: the timers due at `now` fire.
     Tick,
+    /// BFD says the peer is gone (RFC 9384: Cease / BFD Down, then try again).
+    BfdDown,
 }
 
 /// What the shell must do.
@@ -279,6 +281,11 @@ impl Session {
                 );
             }
             Input::Tick => self.tick(now, &mut out),
+            Input::BfdDown if self.connected_state() => {
+                let n = Notification::new(code::CEASE, crate::message::cease::BFD_DOWN);
+                self.fail(Down::NotificationSent(n.clone()), Some(n), now, &mut out);
+            }
+            Input::BfdDown => {}
             // A late report of a connection already given up.
             Input::ConnectFailed | Input::Closed | Input::Received(_) | Input::Malformed(_) => {}
         }

@@ -35,6 +35,8 @@ pub struct Metrics {
     bgp_updates: Family<Labels, Counter>,
     bgp_notifications_sent: Family<Labels, Counter>,
     bgp_notifications_received: Family<Labels, Counter>,
+    bfd_up: Family<Labels, Gauge>,
+    bfd_down_events: Family<Labels, Counter>,
     sources: std::sync::Mutex<Sources>,
     /// Readiness: true once the first plan is applied.
     pub ready: AtomicBool,
@@ -66,6 +68,18 @@ impl Metrics {
         let bgp_updates = Family::<Labels, Counter>::default();
         let bgp_notifications_sent = Family::<Labels, Counter>::default();
         let bgp_notifications_received = Family::<Labels, Counter>::default();
+        let bfd_up = Family::<Labels, Gauge>::default();
+        let bfd_down_events = Family::<Labels, Counter>::default();
+        registry.register(
+            "bfd_session_up",
+            "1 while the BFD session to a BGP peer is Up (MetalLB's metallb_bfd_session_up)",
+            bfd_up.clone(),
+        );
+        registry.register(
+            "bfd_session_down_events",
+            "Times the BFD session to a BGP peer went from Up to Down on a failure (MetalLB's metallb_bfd_session_down_events)",
+            bfd_down_events.clone(),
+        );
         registry.register(
             "bgp_notifications_sent",
             "BGP NOTIFICATIONs sent to a peer, by error code",
@@ -136,6 +150,8 @@ impl Metrics {
             bgp_updates,
             bgp_notifications_sent,
             bgp_notifications_received,
+            bfd_up,
+            bfd_down_events,
             sources: Default::default(),
             ready: AtomicBool::new(false),
         })
@@ -220,6 +236,12 @@ impl ferrolb_process::Exporter for Metrics {
                     .get_or_create(&labels)
                     .set(s.advertised_total() as i64);
                 follow(&self.bgp_updates, &labels, s.updates);
+                if let Some(bfd) = &s.bfd {
+                    self.bfd_up
+                        .get_or_create(&labels)
+                        .set(i64::from(bfd.state == ferrolb_bfd::packet::State::Up));
+                    follow(&self.bfd_down_events, &labels, bfd.down_events);
+                }
                 for (family, counts) in [
                     (&self.bgp_notifications_sent, &s.notifications_sent),
                     (&self.bgp_notifications_received, &s.notifications_received),
@@ -238,6 +260,8 @@ impl ferrolb_process::Exporter for Metrics {
                 self.bgp_up.remove(&labels);
                 self.bgp_prefixes.remove(&labels);
                 self.bgp_updates.remove(&labels);
+                self.bfd_up.remove(&labels);
+                self.bfd_down_events.remove(&labels);
                 for code in 0..=7 {
                     let mut labels = labels.clone();
                     labels.push(("code".into(), code_name(code).into()));

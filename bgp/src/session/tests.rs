@@ -645,6 +645,22 @@ fn a_planned_restart_closes_silently_only_when_graceful_restart_was_negotiated()
 }
 
 #[test]
+fn bfd_down_ends_the_session_with_a_cease_and_dials_again() {
+    let (mut run, _) = Run::established(config(), peer_open());
+    let out = run.feed(Input::BfdDown);
+    let n = Notification::new(code::CEASE, cease::BFD_DOWN);
+    assert_eq!(out[0], Output::Send(Message::Notification(n.clone())));
+    assert!(out.contains(&Output::Down(Down::NotificationSent(n))));
+    assert_eq!(
+        run.session.state(),
+        State::Active,
+        "it tries again after the backoff"
+    );
+    // Not connected: nothing to end.
+    assert!(run.feed(Input::BfdDown).is_empty());
+}
+
+#[test]
 fn route_refresh_is_honoured_for_negotiated_families_only() {
     let (mut run, _) = Run::established(config(), peer_open());
     assert_eq!(
@@ -719,6 +735,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::ConnectFailed),
         Just(Input::Closed),
         Just(Input::Tick),
+        Just(Input::BfdDown),
         Just(Input::Malformed(Notification::new(code::HEADER, 1))),
         any_message().prop_map(Input::Received),
     ]

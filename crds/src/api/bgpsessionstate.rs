@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Peer", type_ = "string", json_path = ".status.peer"),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.peerAddress"),
     printcolumn(name = "BGP", type_ = "string", json_path = ".status.bgpStatus"),
+    printcolumn(name = "BFD", type_ = "string", json_path = ".status.bfdStatus"),
     printcolumn(name = "Since", type_ = "date", json_path = ".status.since"),
     printcolumn(name = "IPv4", type_ = "integer", json_path = ".status.advertisedIPv4"),
     printcolumn(name = "IPv6", type_ = "integer", json_path = ".status.advertisedIPv6"),
@@ -58,6 +59,11 @@ pub struct BGPSessionStateStatus {
     /// or NotRunning for a peer this node cannot run (see `problems`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bgp_status: String,
+    /// The state of the BFD session beside it (AdminDown, Down, Init, Up), when the
+    /// BGPPeer has a `bfdProfile`.
+    // Always written, null included (see `since`).
+    #[serde(default)]
+    pub bfd_status: Option<String>,
     /// When the session entered `bgpStatus`, by the node's clock (RFC 3339).
     // Always written, null included: the speaker writes with a merge patch, where a
     // missing field would keep its old value.

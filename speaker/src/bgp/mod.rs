@@ -2,6 +2,7 @@
 //! node (`crate::planner::bgp`). The protocol itself (state machine, wire format,
 //! UPDATEs) is the `ferrolb-bgp` crate; this module carries it out over TCP.
 
+pub mod bfd;
 pub mod peer;
 pub mod report;
 #[cfg(test)]
@@ -19,11 +20,12 @@ use crate::engine::{Intents, Limits, PeerSpec};
 use peer::Peer;
 use report::{PeerStatus, Report, Reporter, Reports};
 
-/// The running sessions, by BGPPeer name, and their reports.
+/// The running sessions, by BGPPeer name, their BFD sessions, and their reports.
 pub struct Peers {
     running: BTreeMap<String, (PeerSpec, Peer)>,
     reports: watch::Sender<Reports>,
     applied: bool,
+    bfd: Option<bfd::Bfd>,
 }
 
 impl Peers {
@@ -33,6 +35,7 @@ impl Peers {
             running: BTreeMap::new(),
             reports,
             applied: false,
+            bfd: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl Peers {
                     reason: reason.into(),
                 })
                 .await;
+                self.stop_bfd(&name).await;
             }
         }
         let first = !std::mem::replace(&mut self.applied, true);
@@ -99,7 +103,11 @@ impl Peers {
                 None => {
                     tracing::info!(peer = %name, address = %intent.spec.address, "starting BGP session");
                     let reporter = Reporter::new(&name, self.reports.clone());
-                    let peer = Peer::start(intent.spec.clone(), intent.wanted, reporter, first);
+                    let failures = intent.spec.bfd.map(|spec| {
+                        let bfd = self.bfd.get_or_insert_with(bfd::Bfd::start);
+                        bfd.add(&name, intent.spec.address.ip(), spec, reporter.clone())
+                    });
+                    let peer = Peer::start(intent.spec.clone(), intent.wanted, reporter, first, failures);
                     self.running.insert(name, (intent.spec, peer));
                 }
             }
@@ -112,9 +120,18 @@ impl Peers {
     /// rather than deleting and re-creating them.
     pub async fn stop(&mut self, how: Stop) -> bool {
         let mut kept = false;
-        for (_, (_, peer)) in std::mem::take(&mut self.running) {
+        for (name, (_, peer)) in std::mem::take(&mut self.running) {
             kept |= peer.stop(how.clone()).await;
+            // After the BGP session: a router must see the TCP close (and keep the
+            // routes, with graceful restart) before BFD goes AdminDown.
+            self.stop_bfd(&name).await;
         }
         kept
+    }
+
+    async fn stop_bfd(&self, name: &str) {
+        if let Some(bfd) = &self.bfd {
+            bfd.remove(name).await;
+        }
     }
 }

@@ -36,10 +36,23 @@ pub struct Peer {
 impl Peer {
     /// Starts the task, reporting through `reporter`: it dials at once. `restarted`:
     /// the speaker has just started (its OPENs say so while graceful restart applies).
-    pub fn start(spec: PeerSpec, wanted: Wanted, reporter: Reporter, restarted: bool) -> Self {
+    /// `bfd` counts the failures the BFD session beside it finds: each one ends the
+    /// session (Cease / BFD Down), which then starts again.
+    pub fn start(
+        spec: PeerSpec,
+        wanted: Wanted,
+        reporter: Reporter,
+        restarted: bool,
+        bfd: Option<watch::Receiver<u64>>,
+    ) -> Self {
         let (wanted, wanted_rx) = watch::channel(wanted);
         let (stop, stop_rx) = mpsc::channel(1);
-        let task = tokio::spawn(run(spec, wanted_rx, reporter, stop_rx, restarted));
+        let channels = Channels {
+            wanted: wanted_rx,
+            stop: stop_rx,
+            bfd,
+        };
+        let task = tokio::spawn(run(spec, channels, reporter, restarted));
         Self { wanted, stop, task }
     }
 
@@ -127,13 +140,19 @@ fn not_negotiated(wanted: &Wanted, terms: &Terms) -> BTreeSet<Family> {
         .collect()
 }
 
-async fn run(
-    spec: PeerSpec,
-    mut wanted: watch::Receiver<Wanted>,
-    report: Reporter,
-    mut stop: mpsc::Receiver<Stop>,
-    restarted: bool,
-) -> bool {
+/// What a peer task hears from the rest of the speaker.
+struct Channels {
+    wanted: watch::Receiver<Wanted>,
+    stop: mpsc::Receiver<Stop>,
+    bfd: Option<watch::Receiver<u64>>,
+}
+
+async fn run(spec: PeerSpec, channels: Channels, report: Reporter, restarted: bool) -> bool {
+    let Channels {
+        mut wanted,
+        mut stop,
+        mut bfd,
+    } = channels;
     let peer = spec.address;
     let mut session = match restarted {
         true => Session::after_restart(spec.session.clone()),
@@ -255,6 +274,11 @@ async fn run(
                 c.stream.read_buf(&mut c.buf).await
             }, if conn.is_some() => Event::Read(read),
             _ = wanted.changed(), if up.is_some() => Event::Wanted,
+            changed = async { bfd.as_mut().expect("guarded").changed().await }, if bfd.is_some() => match changed {
+                Ok(()) => Event::BfdDown,
+                // The BFD session is gone (it could not start): nothing more to hear.
+                Err(_) => Event::BfdGone,
+            },
             _ = sleep_until(deadline) => Event::Tick,
         };
         match event {
@@ -313,6 +337,11 @@ async fn run(
                 }
             }
             Event::Tick => inputs.push(Input::Tick),
+            Event::BfdDown => {
+                tracing::warn!(%peer, "BFD says the peer is gone: ending the session");
+                inputs.push(Input::BfdDown);
+            }
+            Event::BfdGone => bfd = None,
         }
     }
 }
@@ -350,6 +379,8 @@ enum Event {
     Read(std::io::Result<usize>),
     Wanted,
     Tick,
+    BfdDown,
+    BfdGone,
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

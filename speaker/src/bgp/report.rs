@@ -35,6 +35,19 @@ pub struct PeerStatus {
     pub notifications_sent: BTreeMap<u8, u64>,
     /// NOTIFICATIONs received, by error code.
     pub notifications_received: BTreeMap<u8, u64>,
+    /// The BFD session beside it, when the BGPPeer has a `bfdProfile`.
+    pub bfd: Option<BfdStatus>,
+}
+
+/// What the BFD side reports of a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdStatus {
+    /// The BFD session's state.
+    pub state: ferrolb_bfd::packet::State,
+    /// Times it went from Up to Down on a failure (MetalLB's `bfd_session_down_events`).
+    pub down_events: u64,
+    /// What it cannot do: echo mode asked for, a port it cannot listen on.
+    pub problems: Vec<String>,
 }
 
 impl PeerStatus {
@@ -133,6 +146,11 @@ fn state(node: &str, peer: &str, report: &Report) -> BGPSessionStateStatus {
             "the peer did not negotiate {family}: those prefixes are not sent"
         ));
     }
+    problems.extend(
+        s.bfd
+            .iter()
+            .flat_map(|b| b.problems.iter().map(|p| format!("BFD: {p}"))),
+    );
     let count = |f: Family| s.advertised.get(&f).copied().unwrap_or(0) as u32;
     BGPSessionStateStatus {
         node: node.into(),
@@ -149,6 +167,7 @@ fn state(node: &str, peer: &str, report: &Report) -> BGPSessionStateStatus {
             .and_then(|t| Timestamp::try_from(t).ok())
             .map(|t| t.to_string()),
         last_error: last_error(s),
+        bfd_status: s.bfd.as_ref().map(|b| b.state.to_string()),
         advertised_ipv4: count(Family::Ipv4Unicast),
         advertised_ipv6: count(Family::Ipv6Unicast),
         problems,
@@ -194,6 +213,11 @@ mod tests {
         };
         up.advertised.insert(Family::Ipv4Unicast, 3);
         up.not_negotiated.insert(Family::Ipv6Unicast);
+        up.bfd = Some(BfdStatus {
+            state: ferrolb_bfd::packet::State::Up,
+            down_events: 1,
+            problems: vec!["echo mode is not supported".into()],
+        });
         reports.insert(
             "tor".into(),
             Report {
@@ -225,8 +249,11 @@ mod tests {
             tor.last_error
         );
         assert!(tor.problems[0].contains("ipv6-unicast"), "{:?}", tor.problems);
+        assert_eq!(tor.problems[1], "BFD: echo mode is not supported");
+        assert_eq!(tor.bfd_status.as_deref(), Some("Up"));
         let red = &records["n1.red"];
         assert_eq!(red.bgp_status, "NotRunning");
+        assert_eq!(red.bfd_status, None);
         assert!(red.problems[0].contains("spec.vrf"));
     }
 

@@ -42,6 +42,22 @@ pub struct PeerSpec {
     pub node_v6: Option<Ipv6Addr>,
     /// The session's terms.
     pub session: session::Config,
+    /// A BFD session beside it (`bfdProfile`).
+    pub bfd: Option<BfdSpec>,
+}
+
+/// A BFD session to a BGP peer, from its BFDProfile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdSpec {
+    /// The profile's timers and passive mode.
+    pub timers: ferrolb_bfd::session::Config,
+    /// Multihop (RFC 5883, port 4784), as the BGP session is `ebgpMultiHop`; single hop
+    /// (RFC 5881, port 3784) sends and requires TTL 255.
+    pub multihop: bool,
+    /// The lowest TTL a multihop packet may arrive with (`minimumTtl`).
+    pub minimum_ttl: u8,
+    /// `echoMode` asked for: not supported, the session state says so.
+    pub echo: bool,
 }
 
 /// A TCP MD5 key, never shown in logs.
@@ -281,7 +297,7 @@ pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limit
         let Some(peer) = view.config.peers.get(name) else {
             continue;
         };
-        let spec = match spec(peer, node_v4, node_v6, restart_time) {
+        let spec = match spec(peer, &view.config.bfd_profiles, node_v4, node_v6, restart_time) {
             Ok(spec) => spec,
             Err(limit) => {
                 limits.insert(name.to_string(), limit);
@@ -346,6 +362,7 @@ fn community(value: &CommunityValue) -> Community {
 /// speaker cannot run, saying why.
 fn spec(
     peer: &config::Peer,
+    profiles: &BTreeMap<String, config::BfdProfile>,
     node_v4: Option<Ipv4Addr>,
     node_v6: Option<Ipv6Addr>,
     restart_time: Duration,
@@ -371,7 +388,26 @@ fn spec(
         config::PeerAsn::Internal => PeerAsn::Internal,
         config::PeerAsn::External => PeerAsn::External,
     };
+    let bfd = peer
+        .bfd_profile
+        .as_ref()
+        .and_then(|name| profiles.get(name))
+        .map(|profile| BfdSpec {
+            timers: ferrolb_bfd::session::Config {
+                desired_min_tx: Duration::from_millis(profile.transmit_interval_ms.into()),
+                required_min_rx: Duration::from_millis(profile.receive_interval_ms.into()),
+                detect_mult: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
+                passive: profile.passive_mode,
+            },
+            multihop: peer.ebgp_multi_hop,
+            minimum_ttl: profile
+                .minimum_ttl
+                .and_then(|t| u8::try_from(t).ok())
+                .unwrap_or(254),
+            echo: profile.echo_mode,
+        });
     let spec = PeerSpec {
+        bfd,
         address: SocketAddr::new(*ip, peer.port),
         source: peer.source_address,
         multihop: peer.ebgp_multi_hop,

@@ -30,7 +30,7 @@ use crate::host::nftables::Steer;
 use crate::l2::Owned;
 use crate::planner::{self, Input, NodeInfo, ServiceInfo};
 
-pub use bgp::{BgpActions, Intents, Limits, Password, PeerIntent, PeerSpec, Wanted};
+pub use bgp::{BfdSpec, BgpActions, Intents, Limits, Password, PeerIntent, PeerSpec, Wanted};
 pub use claim::{Mine, claim};
 pub use isolation::Isolation;
 

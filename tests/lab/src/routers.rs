@@ -75,6 +75,9 @@ pub struct Setup {
     pub address_v6: String,
     /// The sessions it accepts.
     pub neighbors: Vec<Neighbor>,
+    /// BFD with every neighbor at this interval (both ways, multiplier 3): BIRD and FRR
+    /// (`bfdd`) only.
+    pub bfd: Option<Duration>,
 }
 
 impl Setup {
@@ -332,6 +335,16 @@ impl Router {
              protocol kernel {{ ipv6 {{ export all; }}; merge paths on; }}\n",
             setup.router_id
         );
+        let bfd = match setup.bfd {
+            Some(every) => {
+                conf += &format!(
+                    "protocol bfd {{ interface \"*\" {{ interval {} ms; multiplier 3; }}; }}\n",
+                    every.as_millis()
+                );
+                "bfd on;"
+            }
+            None => "",
+        };
         for (i, n) in setup.neighbors.iter().enumerate() {
             let password = n
                 .password
@@ -343,7 +356,7 @@ impl Router {
                 None => format!("local as {};", setup.asn),
             };
             conf += &format!(
-                "protocol bgp node{i} {{ {local} neighbor {} as {}; passive on; error wait time 0, 0; {password}\n  \
+                "protocol bgp node{i} {{ {local} neighbor {} as {}; passive on; error wait time 0, 0; {password} {bfd}\n  \
                    ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
                 n.address, n.asn
             );
@@ -376,6 +389,9 @@ impl Router {
             if let Some(p) = &n.password {
                 conf += &format!(" neighbor {} password {p}\n", n.address);
             }
+            if setup.bfd.is_some() {
+                conf += &format!(" neighbor {} bfd profile lab\n", n.address);
+            }
         }
         for family in ["ipv4", "ipv6"] {
             conf += &format!(" !\n address-family {family} unicast\n");
@@ -386,6 +402,15 @@ impl Router {
         }
         std::fs::write(self.path("bgpd.conf"), conf + "!\n")?;
         std::fs::write(self.path("zebra.conf"), "hostname router\n")?;
+        if let Some(every) = setup.bfd {
+            let ms = every.as_millis();
+            std::fs::write(
+                self.path("bfdd.conf"),
+                format!(
+                    "hostname router\nbfd\n profile lab\n  detect-multiplier 3\n  transmit-interval {ms}\n  receive-interval {ms}\n !\n!\n"
+                ),
+            )?;
+        }
         // The daemons drop to user frr: it must own their directory.
         crate::sh(&["chown", "-R", "frr:frr", &self.path("")])?;
         let zserv = self.path("zserv.api");
@@ -430,6 +455,22 @@ impl Router {
             (!zebra(lab, "show version").is_empty()).then_some(())
         })
         .await?;
+        if setup.bfd.is_some() {
+            // bgpd registers its BFD peers through zebra with bfdd: bfdd first.
+            let args = daemon("bfdd");
+            lab.spawn(
+                "bfdd",
+                &self.host,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?;
+            until("bfdd registered with zebra", 20, || {
+                zebra(lab, "show zebra client summary")
+                    .lines()
+                    .any(|l| l.starts_with("bfd"))
+                    .then_some(())
+            })
+            .await?;
+        }
         // bgpd must find zebra at once: a retry comes 10 s later, and sessions that come
         // up meanwhile lack interface data (IPv6 next hops go wrong).
         let args = daemon("bgpd");

@@ -99,6 +99,7 @@ async fn interop(kind: Kind) {
                 multihop_to: None,
             },
         ],
+        bfd: None,
     };
     let mut setup = setup;
     if kind == Kind::Bird {

@@ -131,6 +131,7 @@ async fn graceful_restart(kind: Kind) {
         router_id: router_host.v4.clone(),
         address_v6: router_host.v6.clone(),
         neighbors,
+        bfd: None,
     };
     let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
         .await

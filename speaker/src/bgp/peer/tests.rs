@@ -37,6 +37,7 @@ fn spec(address: SocketAddr, hold_secs: u64) -> PeerSpec {
             families: BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast]),
             graceful_restart: None,
         },
+        bfd: None,
     }
 }
 
@@ -72,7 +73,7 @@ fn start_as(spec: PeerSpec, wanted: Wanted, restarted: bool) -> Started {
         status: Some(PeerStatus::default()),
     };
     let (tx, reports) = watch::channel(Reports::from([("r".to_string(), report)]));
-    let peer = Peer::start(spec, wanted, Reporter::new("r", tx), restarted);
+    let peer = Peer::start(spec, wanted, Reporter::new("r", tx), restarted, None);
     Started { peer, reports }
 }
 

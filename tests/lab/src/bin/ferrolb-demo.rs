@@ -169,6 +169,7 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
         router_id: client.v4.clone(),
         address_v6: client.v6.clone(),
         neighbors,
+        bfd: None,
     };
     println!("== starting BIRD 2 in the client's namespace: AS 64513, passive sessions to n1 and n2");
     let router = Router::start(&mut lab, Kind::Bird, CLIENT.0, &setup).await?;

@@ -51,6 +51,7 @@ pub async fn run(runs: usize, prefixes: usize) -> anyhow::Result<()> {
         router_id: router_host.v4.clone(),
         address_v6: router_host.v6.clone(),
         neighbors: vec![neighbor(&n1.v4), neighbor(&n1.v6), neighbor(&n2.v4)],
+        bfd: None,
     };
     let router = Router::start(&mut lab, Kind::Bird, CLIENT.0, &setup).await?;
     lab.controller()?;

@@ -1,0 +1,224 @@
+//! BFD in the namespace lab, against BIRD 2 and FRR (`bfdd`) as the routers (in the
+//! client's namespace, BFD at 50 ms × 3 toward every node). Both speakers peer with the
+//! router over IPv4 with a `bfdProfile` of 50 ms × 3 and a hold time of 3 s; Service
+//! `web` (`externalTrafficPolicy: Cluster`, endpoints on both nodes) is routed via both.
+//! - the BFD sessions come Up (BGPSessionState `bfdStatus`, the metric);
+//! - n1's link goes down (no FIN reaches the router): the router withdraws n1's path
+//!   well before the hold time, because its BFD session went Down;
+//! - back up, both paths return;
+//! - the control: the BGPPeer made again without `bfdProfile`, the same cut is noticed
+//!   only at the hold time.
+//!
+//! The times are printed as FIGUREs for BENCHMARKS.md, not asserted (shared machines);
+//! what is asserted is the order: with BFD the path goes before the hold time could have
+//! expired, without it not before.
+//!
+//! Needs root and the router's package; in CI it must run, elsewhere it skips.
+
+use std::time::{Duration, Instant};
+
+use ferrolb_crds::api::BGPSessionState;
+use ferrolb_lab::routers::{Kind, Neighbor, PATIENCE, Router, Setup};
+use ferrolb_lab::{CLIENT, Lab, NS, RANGES, until};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+const ROUTER_ASN: u32 = 64513;
+const NODE_ASN: u32 = 64512;
+const PEER: &str = "router";
+const HOLD: Duration = Duration::from_secs(3);
+
+async fn create<K>(api: &Api<K>, body: Value)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug,
+    K: k8s_openapi::serde::Serialize + k8s_openapi::serde::de::DeserializeOwned,
+{
+    let object: K = serde_json::from_value(body).expect("an object");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("created");
+}
+
+/// The BGPPeer, with BFD or without.
+fn peer(router: &str, bfd: bool) -> Value {
+    let mut spec = json!({"myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router, "holdTime": "3s"});
+    if bfd {
+        spec["bfdProfile"] = json!("fast");
+    }
+    json!({"metadata": {"name": PEER, "namespace": NS}, "spec": spec})
+}
+
+/// Cuts n1's link and returns how long the router kept a path via n1 (polled every
+/// few ms through its kernel table), then mends the link and waits for both paths.
+async fn cut_n1(lab: &Lab, router: &Router, prefix: &str, both: &[&str]) -> Duration {
+    let n1 = lab.net.host("n1").v4.clone();
+    let cut = Instant::now();
+    lab.net.set_link("n1", false).unwrap();
+    let deadline = cut + HOLD * 5;
+    loop {
+        let table = lab
+            .net
+            .exec(CLIENT.0, &["ip", "-4", "route", "show", prefix])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if !table.contains(&format!("via {n1} ")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} kept n1's path: {table}",
+            router.kind.name()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let gone = cut.elapsed();
+    lab.net.set_link("n1", true).unwrap();
+    router
+        .until_next_hops(lab, prefix, both, PATIENCE.as_secs())
+        .await
+        .unwrap();
+    gone
+}
+
+async fn bfd(kind: Kind) {
+    if ferrolb_lab::skip("BGP BFD lab") || !Router::available(kind) {
+        return;
+    }
+    let mut lab = Lab::start(&format!("bf{}", &kind.name()[..2]))
+        .await
+        .expect("lab");
+    let router_host = lab.net.host(CLIENT.0).clone();
+    let neighbors = ["n1", "n2"]
+        .iter()
+        .map(|n| Neighbor {
+            address: lab.net.host(n).v4.clone(),
+            asn: NODE_ASN,
+            password: None,
+            multihop_to: None,
+        })
+        .collect();
+    let setup = Setup {
+        asn: ROUTER_ASN,
+        router_id: router_host.v4.clone(),
+        address_v6: router_host.v6.clone(),
+        neighbors,
+        bfd: Some(Duration::from_millis(50)),
+    };
+    let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
+        .await
+        .expect("router");
+    lab.controller().unwrap();
+    for node in ["n1", "n2"] {
+        lab.speaker(node, &["--membership", "api"]).unwrap();
+    }
+    let client = lab.client.clone();
+    let ns = |name: &str| json!({"name": name, "namespace": NS});
+    create::<ferrolb_crds::api::IPAddressPool>(
+        &Api::namespaced(client.clone(), NS),
+        json!({"metadata": ns("lab"), "spec": {"addresses": RANGES}}),
+    )
+    .await;
+    create::<ferrolb_crds::api::BFDProfile>(
+        &Api::namespaced(client.clone(), NS),
+        json!({"metadata": ns("fast"), "spec": {"receiveInterval": 50, "transmitInterval": 50, "detectMultiplier": 3}}),
+    )
+    .await;
+    let peers: Api<ferrolb_crds::api::BGPPeer> = Api::namespaced(client.clone(), NS);
+    create(&peers, peer(&router_host.v4, true)).await;
+    create::<ferrolb_crds::api::BGPAdvertisement>(
+        &Api::namespaced(client.clone(), NS),
+        json!({"metadata": ns("lab"), "spec": {}}),
+    )
+    .await;
+    let port = lab.service("web", false).await.unwrap();
+    lab.endpoints("web", &["n1", "n2"]).await.unwrap();
+    lab.backends(port).unwrap();
+    let (vip, _) = lab.addresses("web").await.unwrap();
+    let prefix = format!("{vip}/32");
+    let (n1, n2) = (lab.net.host("n1").v4.clone(), lab.net.host("n2").v4.clone());
+    let both = [n1.as_str(), n2.as_str()];
+    router
+        .until_next_hops(&lab, &prefix, &both, PATIENCE.as_secs())
+        .await
+        .unwrap();
+
+    // BFD Up on both nodes, as their BGPSessionStates and metrics say.
+    let states: Api<BGPSessionState> = Api::namespaced(client.clone(), NS);
+    for node in ["n1", "n2"] {
+        let name = format!("{node}.{PEER}");
+        until_async(&format!("{name}: BFD Up"), || async {
+            let s = states.get_opt(&name).await.ok()??.status?;
+            (s.bfd_status.as_deref() == Some("Up")).then_some(())
+        })
+        .await;
+    }
+    let up = lab.speaker_metric("n1", "ferrolb_speaker_bfd_session_up");
+    assert_eq!(up, Some(1.0), "bfd_session_up on n1");
+
+    let name = kind.name();
+    let with_bfd = cut_n1(&lab, &router, &prefix, &both).await;
+    eprintln!(
+        "FIGURE bfd_{name}_50ms_x3_path_withdrawn_ms={:.0}",
+        with_bfd.as_secs_f64() * 1e3
+    );
+    assert!(
+        with_bfd < HOLD,
+        "{name} withdrew only after {with_bfd:?}: BFD did not act"
+    );
+    // The speaker's side saw it too (its own BFD timed out while the link was down).
+    until_async("n1 counts a BFD down event", || async {
+        let n = lab.speaker_metric("n1", "ferrolb_speaker_bfd_session_down_events_total")?;
+        (n >= 1.0).then_some(())
+    })
+    .await;
+
+    // The control: no BFD, the cut is seen at the hold time.
+    peers.delete(PEER, &DeleteParams::default()).await.unwrap();
+    until("the routes withdrawn", PATIENCE.as_secs(), || {
+        router.next_hops(&lab, &prefix).is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+    create(&peers, peer(&router_host.v4, false)).await;
+    router
+        .until_next_hops(&lab, &prefix, &both, PATIENCE.as_secs())
+        .await
+        .unwrap();
+    let without = cut_n1(&lab, &router, &prefix, &both).await;
+    eprintln!(
+        "FIGURE bfd_{name}_none_hold_3s_path_withdrawn_ms={:.0}",
+        without.as_secs_f64() * 1e3
+    );
+    // Keepalives every second put the hold timer's expiry 2–3 s after the cut.
+    assert!(
+        without > Duration::from_millis(1500),
+        "{name} withdrew after {without:?} without BFD: before the hold time?"
+    );
+}
+
+/// Polls an async probe every 100 ms for the lab's patience.
+async fn until_async<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn bfd_bird() {
+    bfd(Kind::Bird).await;
+}
+
+#[tokio::test]
+async fn bfd_frr() {
+    bfd(Kind::Frr).await;
+}
