@@ -288,6 +288,14 @@ impl Session {
                 ..self.packet(false)
             }));
         }
+        // A peer that now wants packets sooner (a shorter Required Min RX, often in the
+        // Poll that ends its slow start) must not wait out the interval scheduled before:
+        // its detection time is already the short one.
+        if let (Some(interval), Some(at)) = (self.transmit_interval(), self.next_tx)
+            && at > now + interval
+        {
+            self.next_tx = Some(now + self.jittered(interval));
+        }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {

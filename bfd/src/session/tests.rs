@@ -270,6 +270,24 @@ fn a_slower_profile_goes_through_a_poll_without_a_reset() {
 }
 
 #[test]
+fn a_peer_asking_for_packets_sooner_gets_the_next_one_within_its_new_interval() {
+    // Up while the peer still receives slowly: our next packet is a second away.
+    let mut run = Run::up(config(50, 50, 3), 1000, 1000, 3);
+    run.feed(Input::Tick);
+    assert_eq!(run.session.deadline(), Some(run.now + ms(1000)));
+    // Its Poll brings 50 ms: the packet already scheduled a second away comes sooner.
+    let mut poll = peer(State::Up, 50, 50, 3);
+    poll.poll = true;
+    run.now += ms(5);
+    run.feed(Input::Received(poll));
+    assert!(
+        run.session.deadline().is_some_and(|d| d <= run.now + ms(50)),
+        "next packet at {:?} after now",
+        run.session.deadline().map(|d| d - run.now)
+    );
+}
+
+#[test]
 fn every_poll_is_answered_by_a_final_at_once() {
     let mut run = Run::up(config(50, 50, 3), 50, 50, 3);
     let mut poll = peer(State::Up, 300, 300, 3);

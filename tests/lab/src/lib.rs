@@ -673,7 +673,7 @@ pub struct Prober {
 pub struct Probed {
     /// Tries answered.
     pub answered: usize,
-    /// Tries that failed (refused, unreachable, or no answer within 200 ms).
+    /// Tries that failed (refused, unreachable, or no answer within 500 ms).
     pub failed: usize,
     /// The longest time without an answer, after the first.
     pub outage: Duration,

@@ -9,7 +9,8 @@
 //!   speaker's session comes back;
 //! - n1's speaker is killed (SIGKILL) and started again: no try fails;
 //! - with graceful restart turned off on the BGPPeer (the control), the same restart of
-//!   n1's speaker is seen: tries fail while the route is gone.
+//!   n1's speaker is seen: tries fail while the route is gone;
+//! - the same with BFD beside the sessions (FRR's `bfdd`).
 //!
 //! Needs root and the router's package; in CI it must run, elsewhere it skips.
 
@@ -109,13 +110,17 @@ fn restart_bits_seen(lab: &Lab, router: &Router, node: &str) {
     );
 }
 
-async fn graceful_restart(kind: Kind) {
+/// The scenario with `kind` as the router; with `bfd`, BFD at 50 ms × 3 on both sides
+/// too (a planned restart closes TCP before BFD goes AdminDown, and a crash's FIN reaches
+/// the router before its BFD times out, so the routes stay). FRR only: BIRD 2.0 stops a
+/// session at any BFD Down, a peer's AdminDown included, graceful restart or not (see
+/// docs/bgp.md).
+async fn graceful_restart(kind: Kind, bfd: bool) {
     if ferrolb_lab::skip("BGP graceful restart lab") || !Router::available(kind) {
         return;
     }
-    let mut lab = Lab::start(&format!("gr{}", &kind.name()[..2]))
-        .await
-        .expect("lab");
+    let tag = format!("g{}{}", if bfd { "b" } else { "r" }, &kind.name()[..2]);
+    let mut lab = Lab::start(&tag).await.expect("lab");
     let router_host = lab.net.host(CLIENT.0).clone();
     let neighbors = ["n1", "n2"]
         .iter()
@@ -131,7 +136,7 @@ async fn graceful_restart(kind: Kind) {
         router_id: router_host.v4.clone(),
         address_v6: router_host.v6.clone(),
         neighbors,
-        bfd: None,
+        bfd: bfd.then_some(Duration::from_millis(50)),
     };
     let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
         .await
@@ -148,11 +153,23 @@ async fn graceful_restart(kind: Kind) {
         .await
         .unwrap();
     let peers: Api<ferrolb_crds::api::BGPPeer> = Api::namespaced(client.clone(), NS);
-    let peer_spec = json!({
+    if bfd {
+        let profiles: Api<ferrolb_crds::api::BFDProfile> = Api::namespaced(client.clone(), NS);
+        let fast = json!({"metadata": {"name": "fast", "namespace": NS},
+                          "spec": {"receiveInterval": 50, "transmitInterval": 50}});
+        profiles
+            .create(&PostParams::default(), &serde_json::from_value(fast).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut peer_spec = json!({
         "metadata": {"name": PEER, "namespace": NS},
         "spec": {"myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router_host.v4,
                  "holdTime": "9s", "enableGracefulRestart": true},
     });
+    if bfd {
+        peer_spec["spec"]["bfdProfile"] = json!("fast");
+    }
     peers
         .create(
             &PostParams::default(),
@@ -183,7 +200,7 @@ async fn graceful_restart(kind: Kind) {
     assert_eq!(answer.trim(), "hello from n1");
 
     // A rollout: each speaker in turn, the next once the previous one's session is back.
-    let name = kind.name();
+    let name = format!("{}{}", kind.name(), if bfd { "_bfd" } else { "" });
     let probe = prober(&lab, &vip).await;
     for node in ["n1", "n2"] {
         let (missing, back) = restart(&mut lab, &router, node, Signal::SIGTERM, &prefix).await;
@@ -246,10 +263,15 @@ async fn graceful_restart(kind: Kind) {
 
 #[tokio::test]
 async fn graceful_restart_bird() {
-    graceful_restart(Kind::Bird).await;
+    graceful_restart(Kind::Bird, false).await;
 }
 
 #[tokio::test]
 async fn graceful_restart_frr() {
-    graceful_restart(Kind::Frr).await;
+    graceful_restart(Kind::Frr, false).await;
+}
+
+#[tokio::test]
+async fn graceful_restart_with_bfd_frr() {
+    graceful_restart(Kind::Frr, true).await;
 }
