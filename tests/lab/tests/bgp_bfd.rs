@@ -5,7 +5,7 @@
 //! - the BFD sessions come Up (BGPSessionState `bfdStatus`, the metric);
 //! - n1's link goes down (no FIN reaches the router): the router withdraws n1's path
 //!   well before the hold time, because its BFD session went Down;
-//! - back up, both paths return;
+//! - back up, both paths return; the same with the profile at 300 ms × 3;
 //! - the control: the BGPPeer made again without `bfdProfile`, the same cut is noticed
 //!   only at the hold time.
 //!
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ferrolb_crds::api::BGPSessionState;
 use ferrolb_lab::routers::{Kind, Neighbor, PATIENCE, Router, Setup};
 use ferrolb_lab::{CLIENT, Lab, NS, RANGES, until};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const ROUTER_ASN: u32 = 64513;
@@ -52,16 +52,30 @@ fn peer(router: &str, bfd: bool) -> Value {
 /// few ms through its kernel table), then mends the link and waits for both paths.
 async fn cut_n1(lab: &Lab, router: &Router, prefix: &str, both: &[&str]) -> Duration {
     let n1 = lab.net.host("n1").v4.clone();
+    let kernel = || {
+        lab.net
+            .exec(CLIENT.0, &["ip", "-4", "route", "show", prefix])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    // Measured from a kernel table that routes via both nodes (not only BGP's table).
+    until(
+        "the router's kernel routing via both nodes",
+        PATIENCE.as_secs(),
+        || {
+            both.iter()
+                .all(|hop| kernel().contains(&format!("via {hop} ")))
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", kernel()));
     let cut = Instant::now();
     lab.net.set_link("n1", false).unwrap();
     let deadline = cut + HOLD * 5;
     loop {
-        let table = lab
-            .net
-            .exec(CLIENT.0, &["ip", "-4", "route", "show", prefix])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        let table = kernel();
         if !table.contains(&format!("via {n1} ")) {
             break;
         }
@@ -172,6 +186,34 @@ async fn bfd(kind: Kind) {
         (n >= 1.0).then_some(())
     })
     .await;
+
+    // A slower profile, 300 ms × 3: the router's detection time follows our Desired Min
+    // TX (3 × max(its 50 ms, our 300 ms)). The changed profile restarts the sessions.
+    let profiles: Api<ferrolb_crds::api::BFDProfile> = Api::namespaced(client.clone(), NS);
+    let slower = json!({"spec": {"receiveInterval": 300, "transmitInterval": 300}});
+    profiles
+        .patch("fast", &PatchParams::default(), &Patch::Merge(&slower))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    router
+        .until_next_hops(&lab, &prefix, &both, PATIENCE.as_secs())
+        .await
+        .unwrap();
+    for node in ["n1", "n2"] {
+        let name = format!("{node}.{PEER}");
+        until_async(&format!("{name}: BFD Up again"), || async {
+            let s = states.get_opt(&name).await.ok()??.status?;
+            (s.bfd_status.as_deref() == Some("Up")).then_some(())
+        })
+        .await;
+    }
+    let slow = cut_n1(&lab, &router, &prefix, &both).await;
+    eprintln!(
+        "FIGURE bfd_{name}_300ms_x3_path_withdrawn_ms={:.0}",
+        slow.as_secs_f64() * 1e3
+    );
+    assert!(slow < HOLD, "{name} withdrew only after {slow:?} at 300 ms × 3");
 
     // The control: no BFD, the cut is seen at the hold time.
     peers.delete(PEER, &DeleteParams::default()).await.unwrap();
