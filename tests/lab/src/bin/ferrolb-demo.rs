@@ -151,8 +151,8 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The BGP half: BIRD as the router, a BGPPeer and a BGPAdvertisement, the router's
-/// table, curl through it, a node's link down.
+/// The BGP half: BIRD as the router, a BGPPeer with BFD and a BGPAdvertisement, the
+/// router's table, curl through it, a node's link down.
 async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     let client = lab.net.host(CLIENT.0).clone();
     let neighbors = NODES
@@ -169,17 +169,21 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
         router_id: client.v4.clone(),
         address_v6: client.v6.clone(),
         neighbors,
-        bfd: None,
+        bfd: Some(Duration::from_millis(50)),
     };
-    println!("== starting BIRD 2 in the client's namespace: AS 64513, passive sessions to n1 and n2");
+    println!(
+        "== starting BIRD 2 in the client's namespace: AS 64513, passive sessions to n1 and n2, BFD 50 ms x 3"
+    );
     let router = Router::start(&mut lab, Kind::Bird, CLIENT.0, &setup).await?;
     println!(
-        "== applying an IPAddressPool, a BGPPeer (hold time 3 s), a BGPAdvertisement and a dual-stack Service"
+        "== applying an IPAddressPool, a BFDProfile (50 ms x 3), a BGPPeer (hold time 3 s, that profile), a BGPAdvertisement and a dual-stack Service"
     );
     let objects = format!(
         "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lab, namespace: {NS}}}\nspec: {{addresses: [{}, {}]}}\n---\n\
+         apiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: {NS}}}\n\
+         spec: {{receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3}}\n---\n\
          apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router, namespace: {NS}}}\n\
-         spec: {{myASN: 64512, peerASN: 64513, peerAddress: {}, holdTime: 3s, dualStackAddressFamily: true}}\n---\n\
+         spec: {{myASN: 64512, peerASN: 64513, peerAddress: {}, holdTime: 3s, dualStackAddressFamily: true, bfdProfile: fast}}\n---\n\
          apiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: all, namespace: {NS}}}\nspec: {{communities: ['65000:1']}}\n",
         RANGES[0], RANGES[1], client.v4
     );
@@ -194,6 +198,18 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     router
         .until_next_hops(&lab, &format!("{v4}/32"), &[&n1, &n2], 20)
         .await?;
+    // The BFD column fills once BFD is Up (its slow start takes a second or two).
+    let states: kube::Api<ferrolb_crds::api::BGPSessionState> = kube::Api::namespaced(lab.client.clone(), NS);
+    for _ in 0..100 {
+        let list = states.list(&Default::default()).await?;
+        let up = |s: &ferrolb_crds::api::BGPSessionState| {
+            s.status.as_ref().and_then(|st| st.bfd_status.as_deref()) == Some("Up")
+        };
+        if list.items.len() == 2 && list.items.iter().all(up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     kubectl(&lab, &["get", "bgpsessionstates", "-n", NS]);
     println!("== the router's table for the VIPs (birdc show route)");
     for prefix in [format!("{v4}/32"), format!("{v6}/128")] {
@@ -203,7 +219,7 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     }
     println!("== curl from the client through the router's routes");
     curl_both(&lab, &v4, &v6).await;
-    println!("== n1's link down while the client pings {v4} every 10 ms (no BFD yet: the hold time decides)");
+    println!("== n1's link down while the client pings {v4} every 10 ms (BFD decides, not the 3 s hold time)");
     let pinger = lab.pinger(&v4)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     lab.net.set_link("n1", false)?;
@@ -215,7 +231,7 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outage, _) = pinger.outage();
     println!(
-        "   the router dropped n1's path {:.1} s after the link went down (the hold time); the client's pings \
+        "   the router dropped n1's path {:.2} s after the link went down (BFD); the client's pings \
          (hashed to one path) went {:.0} ms without replies",
         dropped.as_secs_f64(),
         outage.as_secs_f64() * 1e3
