@@ -219,8 +219,10 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     }
     println!("== curl from the client through the router's routes");
     curl_both(&lab, &v4, &v6).await;
-    println!("== n1's link down while the client pings {v4} every 10 ms (BFD decides, not the 3 s hold time)");
-    let pinger = lab.pinger(&v4)?;
+    println!(
+        "== n1's link down while the client connects to {v4}:80 every 10 ms (BFD decides, not the 3 s hold time)"
+    );
+    let prober = lab.prober(&v4, 80)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     lab.net.set_link("n1", false)?;
     let down = std::time::Instant::now();
@@ -229,12 +231,13 @@ async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
         .await?;
     let dropped = down.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (outage, _) = pinger.outage();
+    let probed = prober.stop("demo_bgp_link_down");
     println!(
-        "   the router dropped n1's path {:.2} s after the link went down (BFD); the client's pings \
-         (hashed to one path) went {:.0} ms without replies",
+        "   the router dropped n1's path {:.2} s after the link went down (BFD); the client's connections \
+         (all on one path, by the router's hash) failed {} times, the longest gap {:.0} ms",
         dropped.as_secs_f64(),
-        outage.as_secs_f64() * 1e3
+        probed.failed,
+        probed.outage.as_secs_f64() * 1e3
     );
     lab.net.set_link("n1", true)?;
     if hold {
