@@ -6,6 +6,8 @@
 //! - n1's link goes down (no FIN reaches the router): the router withdraws n1's path
 //!   well before the hold time, because its BFD session went Down;
 //! - back up, both paths return; the same with the profile at 300 ms × 3;
+//! - n1 drained (`spec.unschedulable`): its path leaves the router, its sessions stay,
+//!   and the client's connections go on through n2;
 //! - the control: the BGPPeer made again without `bfdProfile`, the same cut is noticed
 //!   only at the hold time.
 //!
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::BGPSessionState;
 use ferrolb_lab::routers::{Kind, Neighbor, PATIENCE, Router, Setup};
-use ferrolb_lab::{CLIENT, Lab, NS, RANGES, until};
+use ferrolb_lab::{CLIENT, Lab, NS, RANGES, until, until_every};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -48,17 +51,20 @@ fn peer(router: &str, bfd: bool) -> Value {
     json!({"metadata": {"name": PEER, "namespace": NS}, "spec": spec})
 }
 
+/// The router's kernel route for `prefix`, as `ip route` shows it.
+fn kernel_route(lab: &Lab, prefix: &str) -> String {
+    lab.net
+        .exec(CLIENT.0, &["ip", "-4", "route", "show", prefix])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// Cuts n1's link and returns how long the router kept a path via n1 (polled every
 /// few ms through its kernel table), then mends the link and waits for both paths.
 async fn cut_n1(lab: &Lab, router: &Router, prefix: &str, both: &[&str]) -> Duration {
     let n1 = lab.net.host("n1").v4.clone();
-    let kernel = || {
-        lab.net
-            .exec(CLIENT.0, &["ip", "-4", "route", "show", prefix])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
+    let kernel = || kernel_route(lab, prefix);
     // Measured from a kernel table that routes via both nodes (not only BGP's table).
     until(
         "the router's kernel routing via both nodes",
@@ -186,6 +192,53 @@ async fn bfd(kind: Kind) {
         (n >= 1.0).then_some(())
     })
     .await;
+
+    // n1 drained (cordoned): its path leaves the router while its sessions stay, and the
+    // client's connections keep going through n2. One try in flight when the router's
+    // hash moves the flow from n1 to n2 may be reset (n2 never saw its SYN); no more.
+    let probe = lab.prober(&vip, 80).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cordon = |on: bool| json!({"spec": {"unschedulable": on}});
+    let drained = Instant::now();
+    nodes
+        .patch("n1", &PatchParams::default(), &Patch::Merge(cordon(true)))
+        .await
+        .unwrap();
+    until_every(
+        Duration::from_millis(2),
+        "n1's path gone after the drain",
+        PATIENCE.as_secs(),
+        || (!kernel_route(&lab, &prefix).contains(&format!("via {n1} "))).then_some(()),
+    )
+    .await
+    .unwrap();
+    let left = drained.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probed = probe.stop(&format!("bfd_{name}_drain"));
+    eprintln!(
+        "FIGURE bfd_{name}_drain_path_withdrawn_ms={:.0}",
+        left.as_secs_f64() * 1e3
+    );
+    assert!(probed.answered > 0, "traffic went on through n2");
+    assert!(
+        probed.failed <= 1,
+        "{} tries failed during the drain",
+        probed.failed
+    );
+    until_async("n1's session kept while drained", || async {
+        let s = states.get_opt(&format!("n1.{PEER}")).await.ok()??.status?;
+        (s.bgp_status == "Established" && s.advertised_ipv4 == 0).then_some(())
+    })
+    .await;
+    nodes
+        .patch("n1", &PatchParams::default(), &Patch::Merge(cordon(false)))
+        .await
+        .unwrap();
+    router
+        .until_next_hops(&lab, &prefix, &both, PATIENCE.as_secs())
+        .await
+        .unwrap();
 
     // A slower profile, 300 ms × 3: the router's detection time follows our Desired Min
     // TX (3 × max(its 50 ms, our 300 ms)). The changed profile restarts the sessions.
