@@ -2,8 +2,8 @@
 //! the API test server with RBAC enforced, then the chart's workloads run as their pod
 //! specs say ([`crate::pods`]) — two controller replicas, each in a network namespace
 //! of its own as a pod would be, and one speaker per node in the node's namespace — each
-//! with a token of its own ServiceAccount. A DaemonSet rolling update and pod deletion
-//! on uninstall are played as Kubernetes would play them.
+//! with a token of its own ServiceAccount. A Deployment's and a DaemonSet's rolling
+//! updates and pod deletion on uninstall are played as Kubernetes would play them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -212,6 +212,40 @@ impl Lab {
             pods.push(pod);
         }
         Ok(pods)
+    }
+
+    /// One step of the Deployment's rolling update (the default 25 % surge and 25 %
+    /// unavailable: with two replicas, one new pod first, then one old one goes) to
+    /// `deployment`'s template: pod `new` started on `node` and awaited ready (its
+    /// `/readyz`), then pod `old` deleted (SIGTERM, the grace period, SIGKILL).
+    pub async fn roll_controller(
+        &mut self,
+        old: &str,
+        new: &str,
+        node: &str,
+        deployment: &Value,
+    ) -> anyhow::Result<()> {
+        self.start_pod(deployment, new, node).await?;
+        let port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+            .as_u64()
+            .context("the controller's metrics port")?;
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        let ns = format!("{}{new}", self.net.prefix);
+        crate::until(&format!("controller pod {new} to be ready"), 30, || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "curl", "-sf", "-m", "1", &url])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| ())
+        })
+        .await?;
+        let grace = Duration::from_secs(
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+                .as_u64()
+                .unwrap_or(30),
+        );
+        self.delete_pod(old, grace)
     }
 
     /// The speaker pod's name on `node`.

@@ -436,3 +436,64 @@ async fn gobgp_speaker(
     drop(lab.remove("gobgpd"));
     Ok(up)
 }
+
+/// The rolling-upgrade bench's BGP scene in `lab` (FerroLB installed by the chart):
+/// BIRD in the client's namespace peering with both nodes, a BGPPeer with graceful
+/// restart (hold time 9 s), Service `web` (`Cluster`, endpoints and backends on both
+/// nodes) routed via both. Returns its IPv4 address and the router.
+pub async fn graceful_web(lab: &mut Lab) -> anyhow::Result<(String, Router)> {
+    let router_host = lab.net.host(CLIENT.0).clone();
+    let nodes: Vec<String> = ferrolb_lab::NODES
+        .iter()
+        .map(|(n, _)| lab.net.host(n).v4.clone())
+        .collect();
+    let setup = Setup {
+        asn: ROUTER_ASN,
+        router_id: router_host.v4.clone(),
+        address_v6: router_host.v6.clone(),
+        neighbors: nodes
+            .iter()
+            .map(|address| Neighbor {
+                address: address.clone(),
+                asn: NODE_ASN,
+                password: None,
+                multihop_to: None,
+            })
+            .collect(),
+        bfd: None,
+    };
+    let router = Router::start(lab, Kind::Bird, CLIENT.0, &setup).await?;
+    let post = PostParams::default();
+    let client = lab.client.clone();
+    Api::<ferrolb_crds::api::IPAddressPool>::namespaced(client.clone(), NS)
+        .create(
+            &post,
+            &serde_json::from_value(json!({"metadata": {"name": "lab", "namespace": NS},
+                                           "spec": {"addresses": ferrolb_lab::RANGES}}))?,
+        )
+        .await?;
+    Api::<ferrolb_crds::api::BGPPeer>::namespaced(client.clone(), NS)
+        .create(
+            &post,
+            &serde_json::from_value(json!({"metadata": {"name": "router", "namespace": NS},
+                "spec": {"myASN": NODE_ASN, "peerASN": ROUTER_ASN, "peerAddress": router_host.v4,
+                         "holdTime": "9s", "enableGracefulRestart": true}}))?,
+        )
+        .await?;
+    Api::<ferrolb_crds::api::BGPAdvertisement>::namespaced(client, NS)
+        .create(
+            &post,
+            &serde_json::from_value(json!({"metadata": {"name": "lab", "namespace": NS}, "spec": {}}))?,
+        )
+        .await?;
+    let port = lab.service("web", false).await?;
+    let names: Vec<&str> = ferrolb_lab::NODES.iter().map(|(n, _)| *n).collect();
+    lab.endpoints("web", &names).await?;
+    lab.backends(port)?;
+    let (vip, _) = lab.addresses("web").await?;
+    let hops: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    router
+        .until_next_hops(lab, &format!("{vip}/32"), &hops, 30)
+        .await?;
+    Ok((vip, router))
+}

@@ -11,10 +11,12 @@
 //! - `bgp-table [--prefixes N]`: N /32s into a BIRD router: session up → all routes
 //!   and withdrawal of all, FerroLB next to BIRD and GoBGP as the speakers; a new
 //!   Service's route; speaker start → Established; the speaker's RSS (`bgp.rs`);
-//! - `rolling-upgrade`: FerroLB installed with helm (RBAC enforced, workloads run as
-//!   the chart's pod specs say); each run a `helm upgrade` of a speaker value rolled
-//!   out node by node as the DaemonSet controller does, the client's outage measured at
-//!   each node's step.
+//! - `rolling-upgrade [--mode layer2|bgp]`: FerroLB installed with helm (RBAC enforced,
+//!   workloads run as the chart's pod specs say); each run a `helm upgrade` of a
+//!   controller and a speaker value, rolled out as Kubernetes does (the controller
+//!   replicas one by one, then the speakers node by node), the client's outage measured
+//!   at each step: pings to a Layer 2 VIP, or TCP connections through a BIRD router to
+//!   a VIP routed by BGP with graceful restart (`bgp.rs`).
 //!
 //! Each prints one `FIGURE` line per run and a summary (median and worst).
 
@@ -64,8 +66,12 @@ enum What {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
-    /// Outage per node while a `helm upgrade` rolls the speakers out.
-    RollingUpgrade,
+    /// Outage per step while a `helm upgrade` rolls the controllers and speakers out.
+    RollingUpgrade {
+        /// How the VIP reaches the client.
+        #[arg(long, value_enum, default_value_t = Mode::Layer2)]
+        mode: Mode,
+    },
     /// BGP: a table of many prefixes into a BIRD router.
     BgpTable {
         /// Prefixes (single-stack Services).
@@ -78,6 +84,15 @@ enum What {
         #[arg(long, default_value_t = 1000)]
         services: usize,
     },
+}
+
+/// How the rolling-upgrade lab announces its VIP.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// An L2Advertisement; the client pings the VIP.
+    Layer2,
+    /// A BGPPeer with graceful restart to a BIRD router; the client connects through it.
+    Bgp,
 }
 
 /// What ends the announcing node's turn.
@@ -110,9 +125,16 @@ async fn main() -> anyhow::Result<()> {
             summary(&label, "ms", &outages);
         }
         What::ArpLatency { count } => arp_latency(cli.runs, count).await?,
-        What::RollingUpgrade => {
-            let outages = rolling_upgrades(cli.runs).await?;
-            summary("rolling_upgrade_step", "ms", &outages);
+        What::RollingUpgrade { mode } => {
+            let (outages, failed) = rolling_upgrades(cli.runs, mode).await?;
+            let label = match mode {
+                Mode::Layer2 => "rolling_upgrade_layer2_step",
+                Mode::Bgp => "rolling_upgrade_bgp_step",
+            };
+            summary(label, "ms", &outages);
+            if mode == Mode::Bgp {
+                println!("FIGURE {label}_failed_tries_total={failed}");
+            }
         }
         What::BgpTable { prefixes } => bgp::run(cli.runs, prefixes).await?,
         What::Rss { services } => {
@@ -198,39 +220,111 @@ async fn failovers(
     Ok(outages)
 }
 
-/// `runs` helm upgrades (the speakers' log level flipped each time), each rolled out
-/// node by node; the client's outage at each step, in ms.
-async fn rolling_upgrades(runs: usize) -> anyhow::Result<Vec<f64>> {
+/// `runs` helm upgrades (the controller's and the speakers' log levels flipped each
+/// time), each rolled out as Kubernetes does: the controller replicas one by one, then
+/// the speakers node by node. The client's outage at each step, in ms, and (BGP) the
+/// tries that failed in all.
+async fn rolling_upgrades(runs: usize, mode: Mode) -> anyhow::Result<(Vec<f64>, usize)> {
     let (mut lab, helm) = Lab::with_chart("roll", &["speaker.dataplane=nftables"]).await?;
-    lab.start_controllers().await?;
+    let mut controllers = lab.start_controllers().await?;
     lab.start_speakers().await?;
-    let (vip, _) = lab.web().await?;
-    until("an ARP answer", 20, || lab.owner(&vip)).await?;
+    let (vip, router) = match mode {
+        Mode::Layer2 => {
+            let (vip, _) = lab.web().await?;
+            until("an ARP answer", 20, || lab.owner(&vip)).await?;
+            (vip, None)
+        }
+        Mode::Bgp => {
+            let (vip, router) = bgp::graceful_web(&mut lab).await?;
+            (vip, Some(router))
+        }
+    };
     let chart = ferrolb_lab::chart::chart_dir();
     let mut outages = Vec::new();
+    let mut failed_total = 0;
     for run in 1..=runs {
         let level = if run % 2 == 1 { "debug" } else { "info" };
-        helm.upgrade(&chart, &[&format!("speaker.logLevel={level}")])?;
+        helm.upgrade(
+            &chart,
+            &[
+                &format!("speaker.logLevel={level}"),
+                &format!("controller.logLevel={level}"),
+            ],
+        )?;
+        let deployment = lab
+            .pod_template("Deployment", ferrolb_lab::chart::CONTROLLER)
+            .await?;
         let daemonset = lab.pod_template("DaemonSet", ferrolb_lab::chart::SPEAKER).await?;
-        for (node, _) in NODES {
-            let owner = lab.owner(&vip).unwrap_or_default();
-            let pinger = lab.pinger(&vip)?;
+        // (kind, the old controller pod or the speaker's node), in rollout order.
+        let steps: Vec<(&str, String)> = controllers
+            .iter()
+            .map(|old| ("controller", old.clone()))
+            .chain(NODES.iter().map(|(node, _)| ("speaker", node.to_string())))
+            .collect();
+        for (i, (kind, what)) in steps.iter().enumerate() {
+            let client = Client::start(&lab, &vip, mode)?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            lab.roll_speaker(node, &daemonset).await?;
+            let node = if *kind == "controller" {
+                let node = NODES[i % NODES.len()].0;
+                let new = format!("{}-r{run}-{i}", ferrolb_lab::chart::CONTROLLER);
+                lab.roll_controller(what, &new, node, &deployment).await?;
+                controllers[i] = new;
+                node
+            } else {
+                lab.roll_speaker(what, &daemonset).await?;
+                what.as_str()
+            };
+            if let Some(router) = &router {
+                // Graceful restart: the new speaker's session is up again before the next
+                // node's step, as a DaemonSet rollout waits for readiness.
+                let neighbor = lab.net.host(node).v4.clone();
+                until("the router's session back", 20, || {
+                    (*kind == "controller" || router.established(&lab, &neighbor)).then_some(())
+                })
+                .await?;
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (outage, replies) = pinger.outage();
+            let (outage, failed) = client.stop();
             let ms = outage.as_secs_f64() * 1e3;
-            let role = if owner == node { "announcer" } else { "standby" };
             println!(
-                "FIGURE rolling_upgrade run={run} node={node} role={role} outage_ms={ms:.1} replies={replies}"
+                "FIGURE rolling_upgrade run={run} step={kind} node={node} outage_ms={ms:.1} failed={failed}"
             );
             outages.push(ms);
+            failed_total += failed;
         }
         if !lab.denials().is_empty() {
             bail!("the API server refused requests: {:?}", lab.denials());
         }
     }
-    Ok(outages)
+    Ok((outages, failed_total))
+}
+
+/// The client of a rolling upgrade: pings (Layer 2) or TCP connections (BGP: nothing
+/// answers a ping for a VIP steered by port).
+enum Client {
+    Ping(ferrolb_lab::Pinger),
+    Tcp(ferrolb_lab::Prober),
+}
+
+impl Client {
+    fn start(lab: &Lab, vip: &str, mode: Mode) -> anyhow::Result<Self> {
+        Ok(match mode {
+            Mode::Layer2 => Client::Ping(lab.pinger(vip)?),
+            Mode::Bgp => Client::Tcp(lab.prober(vip, 80)?),
+        })
+    }
+
+    /// The longest time without an answer, and the tries that failed (pings: not
+    /// counted, 0).
+    fn stop(self) -> (Duration, usize) {
+        match self {
+            Client::Ping(p) => (p.outage().0, 0),
+            Client::Tcp(p) => {
+                let probed = p.stop("rolling_upgrade_tcp");
+                (probed.outage, probed.failed)
+            }
+        }
+    }
 }
 
 /// The lab with keepalived on both nodes instead of FerroLB: n1 preferred, VIP
