@@ -189,22 +189,21 @@ impl Task {
         if let Err(err) = self.listen(peer.is_ipv6(), spec.multihop, min_ttl) {
             problems.push(err);
         }
-        let socket = match source_socket(peer, self.next_discr) {
-            Ok(socket) => socket,
-            Err(err) => {
+        let socket = source_socket(peer, self.next_discr)
+            .inspect_err(|err| {
                 tracing::warn!(%peer, error = %err, "BFD: no source port");
                 problems.push(format!("no source port to send from: {err}"));
-                reporter.update(|s| {
-                    s.bfd = Some(BfdStatus {
-                        state: State::Down,
-                        down_events: 0,
-                        problems,
-                    });
-                    true
-                });
-                return;
-            }
-        };
+            })
+            .ok();
+        reporter.update(|s| {
+            s.bfd = Some(BfdStatus {
+                state: State::Down,
+                down_events: 0,
+                problems,
+            });
+            true
+        });
+        let Some(socket) = socket else { return };
         let discr = self.discriminator();
         let mut rng: StdRng = rand::make_rng();
         let random = Box::new(move || rng.random::<f64>());
@@ -214,14 +213,6 @@ impl Task {
             SINGLE_HOP_PORT
         };
         tracing::info!(peer = %name, address = %peer, multihop = spec.multihop, "starting BFD session");
-        reporter.update(|s| {
-            s.bfd = Some(BfdStatus {
-                state: State::Down,
-                down_events: 0,
-                problems,
-            });
-            true
-        });
         let session = Session::new(spec.timers, discr, Instant::now(), random);
         self.sessions.insert(
             name,

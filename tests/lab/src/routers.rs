@@ -81,6 +81,27 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A router in `host` (AS `asn`) accepting eBGP over IPv4 from every lab node (AS
+    /// `node_asn`), with BFD at `bfd` if given.
+    pub fn ipv4_to_nodes(lab: &Lab, host: &str, asn: u32, node_asn: u32, bfd: Option<Duration>) -> Self {
+        let router = lab.net.host(host);
+        Self {
+            asn,
+            router_id: router.v4.clone(),
+            address_v6: router.v6.clone(),
+            neighbors: crate::NODES
+                .iter()
+                .map(|(node, _)| Neighbor {
+                    address: lab.net.host(node).v4.clone(),
+                    asn: node_asn,
+                    password: None,
+                    multihop_to: None,
+                })
+                .collect(),
+            bfd,
+        }
+    }
+
     /// The router's address a session with `neighbor` runs from (its family).
     fn local_address(&self, neighbor: &Neighbor) -> &str {
         match neighbor.address.contains(':') {

@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::api::BGPSessionState;
-use ferrolb_lab::routers::{Kind, Neighbor, PATIENCE, Router, Setup};
+use ferrolb_lab::routers::{Kind, PATIENCE, Router, Setup};
 use ferrolb_lab::{CLIENT, Lab, NS, RANGES, until, until_every};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -109,22 +109,13 @@ async fn bfd(kind: Kind) {
         .await
         .expect("lab");
     let router_host = lab.net.host(CLIENT.0).clone();
-    let neighbors = ["n1", "n2"]
-        .iter()
-        .map(|n| Neighbor {
-            address: lab.net.host(n).v4.clone(),
-            asn: NODE_ASN,
-            password: None,
-            multihop_to: None,
-        })
-        .collect();
-    let setup = Setup {
-        asn: ROUTER_ASN,
-        router_id: router_host.v4.clone(),
-        address_v6: router_host.v6.clone(),
-        neighbors,
-        bfd: Some(Duration::from_millis(50)),
-    };
+    let setup = Setup::ipv4_to_nodes(
+        &lab,
+        CLIENT.0,
+        ROUTER_ASN,
+        NODE_ASN,
+        Some(Duration::from_millis(50)),
+    );
     let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
         .await
         .expect("router");
@@ -165,14 +156,7 @@ async fn bfd(kind: Kind) {
 
     // BFD Up on both nodes, as their BGPSessionStates and metrics say.
     let states: Api<BGPSessionState> = Api::namespaced(client.clone(), NS);
-    for node in ["n1", "n2"] {
-        let name = format!("{node}.{PEER}");
-        until_async(&format!("{name}: BFD Up"), || async {
-            let s = states.get_opt(&name).await.ok()??.status?;
-            (s.bfd_status.as_deref() == Some("Up")).then_some(())
-        })
-        .await;
-    }
+    bfd_up(&states).await;
     let up = lab.speaker_metric("n1", "ferrolb_speaker_bfd_session_up");
     assert_eq!(up, Some(1.0), "bfd_session_up on n1");
 
@@ -253,14 +237,7 @@ async fn bfd(kind: Kind) {
         .until_next_hops(&lab, &prefix, &both, PATIENCE.as_secs())
         .await
         .unwrap();
-    for node in ["n1", "n2"] {
-        let name = format!("{node}.{PEER}");
-        until_async(&format!("{name}: BFD Up again"), || async {
-            let s = states.get_opt(&name).await.ok()??.status?;
-            (s.bfd_status.as_deref() == Some("Up")).then_some(())
-        })
-        .await;
-    }
+    bfd_up(&states).await;
     let slow = cut_n1(&lab, &router, &prefix, &both).await;
     eprintln!(
         "FIGURE bfd_{name}_300ms_x3_path_withdrawn_ms={:.0}",
@@ -290,6 +267,18 @@ async fn bfd(kind: Kind) {
         without > Duration::from_millis(1500),
         "{name} withdrew after {without:?} without BFD: before the hold time?"
     );
+}
+
+/// Waits until both nodes' BGPSessionStates say BFD is Up.
+async fn bfd_up(states: &Api<BGPSessionState>) {
+    for node in ["n1", "n2"] {
+        let name = format!("{node}.{PEER}");
+        until_async(&format!("{name}: BFD Up"), || async {
+            let s = states.get_opt(&name).await.ok()??.status?;
+            (s.bfd_status.as_deref() == Some("Up")).then_some(())
+        })
+        .await;
+    }
 }
 
 /// Polls an async probe every 100 ms for the lab's patience.

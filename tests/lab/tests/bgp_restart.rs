@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::routers::{Kind, Neighbor, PATIENCE, Router, Setup};
+use ferrolb_lab::routers::{Kind, PATIENCE, Router, Setup};
 use ferrolb_lab::{CLIENT, Lab, NS, Probed, RANGES, until};
 use kube::api::{Api, DeleteParams, PostParams};
 use nix::sys::signal::Signal;
@@ -122,22 +122,8 @@ async fn graceful_restart(kind: Kind, bfd: bool) {
     let tag = format!("g{}{}", if bfd { "b" } else { "r" }, &kind.name()[..2]);
     let mut lab = Lab::start(&tag).await.expect("lab");
     let router_host = lab.net.host(CLIENT.0).clone();
-    let neighbors = ["n1", "n2"]
-        .iter()
-        .map(|n| Neighbor {
-            address: lab.net.host(n).v4.clone(),
-            asn: NODE_ASN,
-            password: None,
-            multihop_to: None,
-        })
-        .collect();
-    let setup = Setup {
-        asn: ROUTER_ASN,
-        router_id: router_host.v4.clone(),
-        address_v6: router_host.v6.clone(),
-        neighbors,
-        bfd: bfd.then_some(Duration::from_millis(50)),
-    };
+    let bfd_every = bfd.then_some(Duration::from_millis(50));
+    let setup = Setup::ipv4_to_nodes(&lab, CLIENT.0, ROUTER_ASN, NODE_ASN, bfd_every);
     let router = Router::start(&mut lab, kind, CLIENT.0, &setup)
         .await
         .expect("router");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ferrolb_lab::routers::{Kind, Neighbor, Router, Setup};
+use ferrolb_lab::routers::{Kind, Router, Setup};
 use ferrolb_lab::{APPS, CLIENT, Lab, NODES, NS, RANGES, other, unavailable, until};
 
 /// FerroLB's local demo: a network-namespace lab with two nodes and a client, the API
@@ -155,22 +155,7 @@ async fn demo(cli: Cli) -> anyhow::Result<()> {
 /// router's table, curl through it, a node's link down.
 async fn bgp(mut lab: Lab, hold: bool) -> anyhow::Result<()> {
     let client = lab.net.host(CLIENT.0).clone();
-    let neighbors = NODES
-        .iter()
-        .map(|(node, _)| Neighbor {
-            address: lab.net.host(node).v4.clone(),
-            asn: 64512,
-            password: None,
-            multihop_to: None,
-        })
-        .collect();
-    let setup = Setup {
-        asn: 64513,
-        router_id: client.v4.clone(),
-        address_v6: client.v6.clone(),
-        neighbors,
-        bfd: Some(Duration::from_millis(50)),
-    };
+    let setup = Setup::ipv4_to_nodes(&lab, CLIENT.0, 64513, 64512, Some(Duration::from_millis(50)));
     println!(
         "== starting BIRD 2 in the client's namespace: AS 64513, passive sessions to n1 and n2, BFD 50 ms x 3"
     );

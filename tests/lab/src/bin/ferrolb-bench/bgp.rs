@@ -443,25 +443,8 @@ async fn gobgp_speaker(
 /// nodes) routed via both. Returns its IPv4 address and the router.
 pub async fn graceful_web(lab: &mut Lab) -> anyhow::Result<(String, Router)> {
     let router_host = lab.net.host(CLIENT.0).clone();
-    let nodes: Vec<String> = ferrolb_lab::NODES
-        .iter()
-        .map(|(n, _)| lab.net.host(n).v4.clone())
-        .collect();
-    let setup = Setup {
-        asn: ROUTER_ASN,
-        router_id: router_host.v4.clone(),
-        address_v6: router_host.v6.clone(),
-        neighbors: nodes
-            .iter()
-            .map(|address| Neighbor {
-                address: address.clone(),
-                asn: NODE_ASN,
-                password: None,
-                multihop_to: None,
-            })
-            .collect(),
-        bfd: None,
-    };
+    let setup = Setup::ipv4_to_nodes(lab, CLIENT.0, ROUTER_ASN, NODE_ASN, None);
+    let nodes: Vec<String> = setup.neighbors.iter().map(|n| n.address.clone()).collect();
     let router = Router::start(lab, Kind::Bird, CLIENT.0, &setup).await?;
     let post = PostParams::default();
     let client = lab.client.clone();
