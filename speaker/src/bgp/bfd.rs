@@ -60,6 +60,10 @@ enum Command {
         name: String,
         done: oneshot::Sender<()>,
     },
+    Configure {
+        name: String,
+        timers: ferrolb_bfd::session::Config,
+    },
 }
 
 impl Bfd {
@@ -82,6 +86,14 @@ impl Bfd {
             failures,
         });
         rx
+    }
+
+    /// Gives BGPPeer `name`'s session new timers (applied through a Poll sequence).
+    pub fn configure(&self, name: &str, timers: ferrolb_bfd::session::Config) {
+        let _ = self.commands.send(Command::Configure {
+            name: name.into(),
+            timers,
+        });
     }
 
     /// Ends BGPPeer `name`'s session, telling the peer AdminDown (not a failure for it).
@@ -151,6 +163,12 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>) {
                 Some(Command::Remove { name, done }) => {
                     task.remove(&name).await;
                     let _ = done.send(());
+                }
+                Some(Command::Configure { name, timers }) => {
+                    if let Some(running) = task.sessions.get_mut(&name) {
+                        let out = running.session.handle(Input::Configure(timers), Instant::now());
+                        running.carry_out(&out).await;
+                    }
                 }
                 None => break,
             },

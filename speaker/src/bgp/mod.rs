@@ -41,13 +41,24 @@ impl Peers {
 
     /// Makes the running sessions those of `intents`: stops the ones gone (Cease, peer
     /// de-configured) or changed (Cease, administrative reset, then started again),
-    /// starts the new ones, and hands every session its routes. Peers in `limits` but
-    /// not in `intents` are reported as not running, with why.
+    /// starts the new ones, and hands every session its routes; a change of BFD timers
+    /// alone goes to the BFD session (a Poll sequence), the BGP session untouched.
+    /// Peers in `limits` but not in `intents` are reported as not running, with why.
     pub async fn apply(&mut self, intents: Intents, limits: &Limits) {
         let names: Vec<String> = self.running.keys().cloned().collect();
         for name in names {
             let (subcode, reason) = match intents.get(&name) {
                 Some(intent) if intent.spec == self.running[&name].0 => continue,
+                Some(intent) if bfd_timers_only(&self.running[&name].0, &intent.spec) => {
+                    if let (Some(bfd), Some(spec)) = (&self.bfd, intent.spec.bfd) {
+                        tracing::info!(peer = %name, "BFD timers changed");
+                        bfd.configure(&name, spec.timers);
+                    }
+                    if let Some(running) = self.running.get_mut(&name) {
+                        running.0 = intent.spec.clone();
+                    }
+                    continue;
+                }
                 Some(_) => (cease::ADMINISTRATIVE_RESET, "BGPPeer changed"),
                 None => (
                     cease::PEER_DECONFIGURED,
@@ -133,5 +144,23 @@ impl Peers {
         if let Some(bfd) = &self.bfd {
             bfd.remove(name).await;
         }
+    }
+}
+
+/// Whether `new` differs from `old` in its BFD timers and nothing else.
+fn bfd_timers_only(old: &PeerSpec, new: &PeerSpec) -> bool {
+    match (&old.bfd, &new.bfd) {
+        (Some(a), Some(b)) if a.timers != b.timers => {
+            let same_otherwise = crate::engine::BfdSpec {
+                timers: a.timers,
+                ..*b
+            };
+            *a == same_otherwise
+                && PeerSpec {
+                    bfd: old.bfd,
+                    ..new.clone()
+                } == *old
+        }
+        _ => false,
     }
 }

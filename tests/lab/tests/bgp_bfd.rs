@@ -225,7 +225,10 @@ async fn bfd(kind: Kind) {
         .unwrap();
 
     // A slower profile, 300 ms × 3: the router's detection time follows our Desired Min
-    // TX (3 × max(its 50 ms, our 300 ms)). The changed profile restarts the sessions.
+    // TX (3 × max(its 50 ms, our 300 ms)). The BFD sessions take it through a Poll
+    // sequence; the BGP sessions are not touched.
+    let since = |s: Option<BGPSessionState>| s.and_then(|s| s.status).and_then(|s| s.since);
+    let before = since(states.get_opt(&format!("n1.{PEER}")).await.unwrap());
     let profiles: Api<ferrolb_crds::api::BFDProfile> = Api::namespaced(client.clone(), NS);
     let slower = json!({"spec": {"receiveInterval": 300, "transmitInterval": 300}});
     profiles
@@ -238,6 +241,11 @@ async fn bfd(kind: Kind) {
         .await
         .unwrap();
     bfd_up(&states).await;
+    let after = since(states.get_opt(&format!("n1.{PEER}")).await.unwrap());
+    assert_eq!(
+        before, after,
+        "the BGP session was not reset by the profile change"
+    );
     let slow = cut_n1(&lab, &router, &prefix, &both).await;
     eprintln!(
         "FIGURE bfd_{name}_300ms_x3_path_withdrawn_ms={:.0}",
