@@ -1,6 +1,7 @@
-//! BFD beside the BGP sessions, carried out: one task owns the UDP sockets and every
-//! [`Session`] of `ferrolb-bfd`, feeds them packets and the time, sends what they say,
-//! reports their state, and tells a BGP session's task when BFD finds its peer gone.
+//! BFD beside the BGP sessions, carried out: one task, on its own thread, owns the UDP
+//! sockets and every [`Session`] of `ferrolb-bfd`, feeds them packets and the time,
+//! sends what they say, reports their state, and tells a BGP session's task when BFD
+//! finds its peer gone.
 //!
 //! ```text
 //!   Peers: add / remove ──────────┐
@@ -67,10 +68,21 @@ enum Command {
 }
 
 impl Bfd {
-    /// Starts the task (it opens sockets only for the sessions it is given).
+    /// Starts the task on a thread of its own (it opens sockets only for the sessions
+    /// it is given): BFD's tens of milliseconds must not wait behind the speaker's own
+    /// work, whose one thread spends a hundred milliseconds on a plan of ten thousand
+    /// Services.
     pub fn start() -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx));
+        let thread = std::thread::Builder::new().name("bfd".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(run(rx)),
+                Err(err) => tracing::error!(error = %err, "BFD: cannot start its runtime"),
+            }
+        });
+        if let Err(err) = thread {
+            tracing::error!(error = %err, "BFD: cannot start its thread");
+        }
         Self { commands }
     }
 

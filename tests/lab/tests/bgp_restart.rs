@@ -9,7 +9,8 @@
 //!   speaker's session comes back;
 //! - n1's speaker is killed (SIGKILL) and started again: no try fails;
 //! - with graceful restart turned off on the BGPPeer (the control), the same restart of
-//!   n1's speaker is seen: tries fail while the route is gone;
+//!   n1's speaker takes the route away at the router (the tries that fail meanwhile are
+//!   printed);
 //! - the same with BFD beside the sessions (FRR's `bfdd`).
 //!
 //! Needs root and the router's package; in CI it must run, elsewhere it skips.
@@ -239,12 +240,13 @@ async fn graceful_restart(kind: Kind, bfd: bool) {
         .until_next_hops(&lab, &prefix, &[&n1], PATIENCE.as_secs())
         .await
         .unwrap();
-    let Probed { failed, .. } = stop(probe, &format!("gr_{name}_off_restart_outage")).await;
+    // How many tries land in the gap depends on how fast the new speaker is back (a few
+    // hundred ms here): printed for BENCHMARKS.md, not asserted; the route's absence is.
+    stop(probe, &format!("gr_{name}_off_restart_outage")).await;
     assert!(
         missing,
         "without graceful restart the route should go while n1 restarts"
     );
-    assert!(failed > 0, "without graceful restart the restart should be seen");
 }
 
 #[tokio::test]
