@@ -15,8 +15,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::api::failures::{Failures, Report};
 
-/// Objects per list page: a relist holds one page of full objects at a time.
-const PAGE_SIZE: u32 = 100;
+/// Objects per list page: a relist holds one page of full objects at a time. 500 (as
+/// kube-runtime's default): at 100 the initial lists of 10,000 Services and their
+/// EndpointSlices took 200 round trips, most of a 5 s start; the peak memory did not
+/// move (BENCHMARKS.md).
+const PAGE_SIZE: u32 = 500;
 
 /// How the wait for a first list ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
