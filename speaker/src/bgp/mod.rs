@@ -147,20 +147,15 @@ impl Peers {
     }
 }
 
-/// Whether `new` differs from `old` in its BFD timers and nothing else.
+/// Whether `new` differs from `old` in its BFD timers and nothing else (the caller
+/// knows they differ).
 fn bfd_timers_only(old: &PeerSpec, new: &PeerSpec) -> bool {
-    match (&old.bfd, &new.bfd) {
-        (Some(a), Some(b)) if a.timers != b.timers => {
-            let same_otherwise = crate::engine::BfdSpec {
-                timers: a.timers,
-                ..*b
-            };
-            *a == same_otherwise
-                && PeerSpec {
-                    bfd: old.bfd,
-                    ..new.clone()
-                } == *old
-        }
-        _ => false,
-    }
+    let (Some(was), Some(now)) = (old.bfd, new.bfd) else {
+        return false;
+    };
+    let bfd = Some(crate::engine::BfdSpec {
+        timers: was.timers,
+        ..now
+    });
+    PeerSpec { bfd, ..new.clone() } == *old
 }
