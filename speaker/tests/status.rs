@@ -2,7 +2,6 @@
 //! cluster of `$FERROLB_KUBECONFIG`): it converges to the latest desired set, repairs
 //! what someone else deleted at its next resync, and catches up after the API was away.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,21 +55,23 @@ fn desired(node: &str, services: &[(&str, &str)]) -> Arc<Desired<ServiceL2Status
             .iter()
             .map(|(service, iface)| {
                 let (namespace, name) = service.split_once('/').expect("namespace/name");
-                status::record(node, &ServiceKey::new(namespace, name), &[iface.to_string()])
+                let (object, record) =
+                    status::record(node, &ServiceKey::new(namespace, name), &[iface.to_string()]);
+                (object.into(), Arc::new(record))
             })
             .collect(),
     )
 }
 
 /// The node's objects in the API: name → status.
-async fn objects(api: &Api<ServiceL2Status>, node: &str) -> BTreeMap<String, ServiceL2StatusStatus> {
+async fn objects(api: &Api<ServiceL2Status>, node: &str) -> Desired<ServiceL2StatusStatus> {
     let label = ferrolb_crds::labels::value_of(node);
     api.list(&ListParams::default().labels(&format!("{NODE_LABEL}={label}")))
         .await
         .map(|list| {
             list.items
                 .into_iter()
-                .filter_map(|o| Some((o.metadata.name?, o.status?)))
+                .filter_map(|o| Some((o.metadata.name?.into(), Arc::new(o.status?))))
                 .collect()
         })
         .unwrap_or_default()

@@ -39,8 +39,9 @@ pub const PEER_LABEL: &str = "ferrolb.io/peer";
 /// The Events' reporting controller.
 pub const REPORTER: &str = "ferrolb.io/speaker";
 
-/// The records a node should have: object name → status.
-pub type Desired<S> = BTreeMap<String, S>;
+/// The records a node should have: object name → status (shared: the engine hands a
+/// copy of 10,000 records to the writer at each change).
+pub type Desired<S> = BTreeMap<Arc<str>, Arc<S>>;
 
 /// A kind of per-node record: objects with an empty spec, their content in status.
 pub trait Record:
@@ -234,7 +235,7 @@ pub async fn write_records<R: Record>(
 pub const RESYNC: Duration = Duration::from_secs(300);
 
 /// The node's objects in the API: name → status (`None`: created, status not yet set).
-type Written<S> = BTreeMap<String, Option<S>>;
+type Written<S> = BTreeMap<String, Option<Arc<S>>>;
 
 async fn converge<R: Record>(
     api: &Api<R>,
@@ -251,18 +252,22 @@ async fn converge<R: Record>(
             written.insert(
                 list.items
                     .into_iter()
-                    .map(|mut o| (o.meta().name.clone().unwrap_or_default(), o.status_mut().take()))
+                    .map(|mut o| {
+                        let name = o.meta().name.clone().unwrap_or_default();
+                        (name, o.status_mut().take().map(Arc::new))
+                    })
                     .collect(),
             )
         }
     };
     for (name, status) in want {
+        let name: &str = name;
         match have.get(name) {
             Some(Some(existing)) if existing == status => continue,
             Some(_) => {}
             None => {
                 let mut object = R::default();
-                object.meta_mut().name = Some(name.clone());
+                object.meta_mut().name = Some(name.to_string());
                 let mut labels = R::labels(status);
                 // The full name is in status.node; a label holds 63 characters.
                 labels.insert(NODE_LABEL.to_string(), labels::value_of(node));
@@ -272,17 +277,17 @@ async fn converge<R: Record>(
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => return Err(e),
                 }
-                have.insert(name.clone(), None);
+                have.insert(name.to_string(), None);
             }
         }
-        let patch = serde_json::json!({ "status": status });
+        let patch = serde_json::json!({ "status": &**status });
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        have.insert(name.clone(), Some(status.clone()));
+        have.insert(name.to_string(), Some(status.clone()));
     }
     let stale: Vec<String> = have
         .keys()
-        .filter(|name| !want.contains_key(*name))
+        .filter(|name| !want.contains_key(name.as_str()))
         .cloned()
         .collect();
     for name in stale {

@@ -5,7 +5,7 @@
 //! those stores after each API change.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferrolb_crds::api::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
 use ferrolb_crds::config::{self, Objects};
@@ -18,12 +18,14 @@ use tokio::sync::{Notify, watch};
 
 use crate::api::watch::{Listed, Records, WatchEnded};
 use crate::engine::View;
-use crate::planner::{self, ServiceInfo, SliceInfo};
+use crate::planner::{self, Joined, ServiceInfo, SliceInfo};
 
 /// The records the watches keep.
 pub struct Stores {
-    services: Records<ServiceInfo>,
-    slices: Records<SliceInfo>,
+    services: Records<Arc<ServiceInfo>>,
+    slices: Records<Arc<SliceInfo>>,
+    /// The last view's Services with their endpoints.
+    joined: Mutex<Joined>,
     nodes: Records<Node>,
     pools: Records<IPAddressPool>,
     ads: Records<L2Advertisement>,
@@ -41,16 +43,21 @@ impl Stores {
         let class = class.clone();
         Self {
             services: Records::watch(Api::all(client.clone()), dirty, move |s: Service| {
-                planner::service_info(&s, &class)
+                planner::service_info(&s, &class).map(Arc::new)
             }),
             slices: Records::watch(Api::all(client.clone()), dirty, |s: EndpointSlice| {
-                planner::slice_info(&s)
+                planner::slice_info(&s).map(Arc::new)
             }),
+            joined: Mutex::default(),
             nodes: Records::watch(Api::all(client.clone()), dirty, |n| Some(prune_node(n))),
+            // Without its status: the controller writes the pool's usage at each change.
             pools: Records::watch(
                 Api::namespaced(client.clone(), namespace),
                 dirty,
-                |p: IPAddressPool| Some(unannotated(p)),
+                |mut p: IPAddressPool| {
+                    p.status = None;
+                    Some(unannotated(p))
+                },
             ),
             ads: Records::watch(
                 Api::namespaced(client.clone(), namespace),
@@ -119,8 +126,10 @@ impl Stores {
         };
         View {
             services: self.services.read(|services| {
-                self.slices
-                    .read(|slices| planner::join(services.values(), slices.values()))
+                self.slices.read(|slices| {
+                    let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+                    planner::join(services.values(), slices.values(), &mut joined)
+                })
             }),
             // Invalid objects are left out, as the controller reports them.
             config: config::build(namespace, &objects).config,
@@ -149,11 +158,14 @@ fn seeds<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str, mine: SocketAddr) 
 }
 
 /// An object without its field-manager records and annotations, often most of its size
-/// (kubectl's last-applied copy, controllers' bookkeeping).
+/// (kubectl's last-applied copy, controllers' bookkeeping), and without its
+/// resourceVersion, so that an update of what the speaker does not read leaves the
+/// record equal.
 fn unannotated<K: Resource>(mut object: K) -> K {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     meta.annotations = None;
+    meta.resource_version = None;
     object
 }
 

@@ -41,9 +41,12 @@ pub struct Records<D> {
     listed: watch::Receiver<bool>,
 }
 
-impl<D: Send + Sync + 'static> Records<D> {
+impl<D: PartialEq + Send + Sync + 'static> Records<D> {
     /// Starts a watch of `api` that keeps `record(object)` of each object (`None`:
-    /// nothing the speaker needs, the object is left out). Every event wakes `dirty`.
+    /// nothing the speaker needs, the object is left out). A change of the records
+    /// wakes `dirty`; an event that leaves them as they were does not (a Node's
+    /// heartbeat, a Service's status written before it has an address, a pool's usage:
+    /// each would otherwise replan every Service).
     pub fn watch<K>(
         api: Api<K>,
         dirty: &Arc<Notify>,
@@ -90,32 +93,42 @@ impl<D: Send + Sync + 'static> Records<D> {
                         continue;
                     }
                 };
-                match event {
-                    Event::Init => relist = Some(BTreeMap::new()),
+                let changed = match event {
+                    Event::Init => {
+                        relist = Some(BTreeMap::new());
+                        false
+                    }
                     Event::InitApply(object) => {
                         let key = key(&object);
                         if let (Some(relist), Some(r)) = (&mut relist, record(object)) {
                             relist.insert(key, r);
                         }
+                        false
                     }
                     Event::InitDone => {
                         if let Some(relist) = relist.take() {
                             *write(&map) = relist;
                         }
                         listed_tx.send_replace(true);
+                        true
                     }
                     Event::Apply(object) => {
                         let key = key(&object);
+                        let mut map = write(&map);
                         match record(object) {
-                            Some(r) => write(&map).insert(key, r),
-                            None => write(&map).remove(&key),
-                        };
+                            Some(r) if map.get(&key) == Some(&r) => false,
+                            Some(r) => {
+                                map.insert(key, r);
+                                true
+                            }
+                            None => map.remove(&key).is_some(),
+                        }
                     }
-                    Event::Delete(object) => {
-                        write(&map).remove(&key(&object));
-                    }
+                    Event::Delete(object) => write(&map).remove(&key(&object)).is_some(),
+                };
+                if changed {
+                    dirty.notify_one();
                 }
-                dirty.notify_one();
             }
         });
         records

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ferrolb_bgp::message::Family;
@@ -125,7 +126,10 @@ impl Reporter {
 pub fn states(node: &str, reports: &Reports) -> Desired<BGPSessionStateStatus> {
     reports
         .iter()
-        .map(|(peer, report)| (status::session_name(node, peer), state(node, peer, report)))
+        .map(|(peer, report)| {
+            let record = Arc::new(state(node, peer, report));
+            (status::session_name(node, peer).into(), record)
+        })
         .collect()
 }
 

@@ -77,9 +77,38 @@ pub struct PeerIntent {
     pub spec: PeerSpec,
     /// The routes it should have from this node.
     pub wanted: Wanted,
-    /// The Services whose addresses those routes carry (shared: the engine keeps the
-    /// last plan's).
-    pub services: Arc<BTreeSet<ServiceKey>>,
+    /// The Services whose addresses those routes carry.
+    pub services: Services,
+}
+
+/// Services sorted by key, each once (shared: the engine keeps the last plan's, and
+/// most steps leave a peer's set as it was).
+pub type Services = Arc<[Arc<ServiceInfo>]>;
+
+/// The Services of `a` whose key is not in `b` (both sorted by key), in one pass.
+fn missing_from<'s>(
+    a: &'s [Arc<ServiceInfo>],
+    b: &'s [Arc<ServiceInfo>],
+) -> impl Iterator<Item = &'s Arc<ServiceInfo>> {
+    let mut rest = b;
+    a.iter().filter(move |s| {
+        while let Some((o, tail)) = rest.split_first() {
+            // Mostly the very same record: no need to compare the keys.
+            let order = match Arc::ptr_eq(o, s) {
+                true => std::cmp::Ordering::Equal,
+                false => o.key.cmp(&s.key),
+            };
+            match order {
+                std::cmp::Ordering::Less => rest = tail,
+                std::cmp::Ordering::Equal => {
+                    rest = tail;
+                    return false;
+                }
+                std::cmp::Ordering::Greater => return true,
+            }
+        }
+        true
+    })
 }
 
 /// Every session this node keeps, by BGPPeer name.
@@ -144,7 +173,7 @@ impl Bgp {
     /// Plans node `me` from `view`; `None` when nothing changed since the last plan
     /// (the first plan always answers: the status writer waits for it).
     pub fn step(&mut self, view: &View, me: &str) -> Option<BgpActions> {
-        let (intents, limits, refused) = intents(view, me, self.restart_time);
+        let (intents, limits, refused) = intents(view, me, self.restart_time, &self.intents);
         // Said once per change, not at every API event.
         for (peer, limit) in limits.iter().filter(|(p, l)| self.limits.get(*p) != Some(*l)) {
             tracing::warn!(%peer, "BGPPeer: {limit}");
@@ -153,66 +182,66 @@ impl Bgp {
             return None;
         }
         // What changed, peer by peer: sorted sets compare in one pass.
-        let empty = BTreeSet::new();
-        let mut started: BTreeMap<&ServiceKey, Vec<String>> = BTreeMap::new();
+        let mut started: BTreeMap<&ServiceKey, (&ServiceInfo, Vec<String>)> = BTreeMap::new();
         let mut touched: BTreeSet<&ServiceKey> = BTreeSet::new();
         for (peer, intent) in &intents {
-            let old = self.intents.get(peer).map_or(&empty, |i| &*i.services);
-            for service in intent.services.difference(old) {
-                started
-                    .entry(service)
-                    .or_default()
-                    .push(format!("{peer} ({})", intent.spec.address));
-                touched.insert(service);
+            let old = self.intents.get(peer).map_or(&[][..], |i| &i.services[..]);
+            if std::ptr::eq(old, &intent.services[..]) {
+                continue;
             }
-            touched.extend(old.difference(&intent.services));
+            for service in missing_from(&intent.services, old) {
+                started
+                    .entry(&service.key)
+                    .or_insert_with(|| (service, Vec::new()))
+                    .1
+                    .push(format!("{peer} ({})", intent.spec.address));
+                touched.insert(&service.key);
+            }
+            touched.extend(missing_from(old, &intent.services).map(|s| &s.key));
         }
         for (_, gone) in self.intents.iter().filter(|(p, _)| !intents.contains_key(*p)) {
-            touched.extend(gone.services.iter());
+            touched.extend(gone.services.iter().map(|s| &s.key));
         }
         let mut events = Vec::new();
         let new_refusals: Vec<&Refusal> = refused.difference(&self.refused).collect();
-        if !started.is_empty() || !new_refusals.is_empty() {
-            let infos: BTreeMap<&ServiceKey, &ServiceInfo> =
-                view.services.iter().map(|s| (&s.key, s)).collect();
-            for (service, peers) in &started {
-                let ips = ips_of(infos.get(service));
-                tracing::info!(%service, ips, ?peers, "announcing by BGP");
-                events.push(event(
-                    service,
-                    infos.get(service),
-                    false,
-                    "bgpAnnounced",
-                    format!(
-                        "announcing {ips} from node {me} to BGP peers {}",
-                        peers.join(", ")
-                    ),
-                ));
-            }
-            for Refusal { service, peer, why } in new_refusals {
-                events.push(event(
-                    service,
-                    infos.get(service),
-                    true,
-                    "bgpNotAnnounced",
-                    format!(
-                        "node {me} does not announce {} to BGP peer {peer}: {why}",
-                        ips_of(infos.get(service))
-                    ),
-                ));
-            }
+        for (service, (info, peers)) in &started {
+            let ips = ips_of(Some(info));
+            tracing::info!(%service, ips, ?peers, "announcing by BGP");
+            events.push(event(
+                service,
+                Some(info),
+                false,
+                "bgpAnnounced",
+                format!(
+                    "announcing {ips} from node {me} to BGP peers {}",
+                    peers.join(", ")
+                ),
+            ));
+        }
+        for Refusal { service, peer, why } in new_refusals {
+            let info = planner::find(&view.services, service);
+            events.push(event(
+                service,
+                info,
+                true,
+                "bgpNotAnnounced",
+                format!(
+                    "node {me} does not announce {} to BGP peer {peer}: {why}",
+                    ips_of(info)
+                ),
+            ));
         }
         let mut statuses = std::mem::take(&mut self.statuses);
         for service in touched {
             let peers: Vec<&String> = intents
                 .iter()
-                .filter(|(_, i)| i.services.contains(service))
+                .filter(|(_, i)| planner::find(&i.services, service).is_some())
                 .map(|(p, _)| p)
                 .collect();
             let (name, record) = status::bgp_record(me, service, peers);
             match record.peers.is_empty() {
-                true => statuses.remove(&name),
-                false => statuses.insert(name, record),
+                true => statuses.remove(name.as_str()),
+                false => statuses.insert(name.into(), Arc::new(record)),
             };
         }
         *self = Self {
@@ -232,7 +261,7 @@ impl Bgp {
     }
 }
 
-fn ips_of(info: Option<&&ServiceInfo>) -> String {
+fn ips_of(info: Option<&ServiceInfo>) -> String {
     info.map(|s| {
         s.ips
             .iter()
@@ -275,15 +304,20 @@ fn refused_family(spec: &PeerSpec, dual_stack: bool, family: Family) -> Option<&
 
 /// The sessions and routes of node `me` in `view` (offering `restart_time` to peers with
 /// graceful restart), the peers it cannot run (left out), and the addresses it refuses
-/// to a peer.
-pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limits, BTreeSet<Refusal>) {
+/// to a peer. A peer's route and Service sets equal to those in `last` are shared with
+/// it, not built again: most steps change none or a few of 10,000 Services.
+pub fn intents(
+    view: &View,
+    me: &str,
+    restart_time: Duration,
+    last: &Intents,
+) -> (Intents, Limits, BTreeSet<Refusal>) {
     let mut limits = Limits::new();
     let mut refused = BTreeSet::new();
     let Some(node) = view.nodes.iter().find(|n| n.name == me) else {
         return (Intents::new(), limits, refused);
     };
     let plan = planner::bgp::plan(&view.config, &view.services, node);
-    let infos: BTreeMap<&ServiceKey, &ServiceInfo> = view.services.iter().map(|s| (&s.key, s)).collect();
     let node_v4 = view.node_ips.iter().find_map(|ip| match ip {
         IpAddr::V4(a) => Some(*a),
         IpAddr::V6(_) => None,
@@ -293,7 +327,7 @@ pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limit
         IpAddr::V4(_) => None,
     });
     let mut out = Intents::new();
-    for (name, routes) in plan.peers {
+    for (name, planned) in plan.peers {
         let Some(peer) = view.config.peers.get(name) else {
             continue;
         };
@@ -305,7 +339,8 @@ pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limit
             }
         };
         let why = |f: Family| refused_family(&spec, peer.dual_stack_address_family, f);
-        let wanted = routes
+        let wanted: BTreeMap<IpNet, Attributes> = planned
+            .routes
             .into_iter()
             .filter(|(prefix, _)| why(family_of(prefix)).is_none())
             .map(|(prefix, route)| {
@@ -316,18 +351,14 @@ pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limit
                 (prefix, attributes)
             })
             .collect();
-        // In key order: collected at the end, the set is built in one pass.
-        let mut services = Vec::new();
-        for (key, _) in plan.services.iter().filter(|(_, peers)| peers.contains(name)) {
-            let Some(info) = infos.get(*key) else {
-                continue;
-            };
+        let mut services: Vec<&Arc<ServiceInfo>> = Vec::with_capacity(planned.services.len());
+        for info in planned.services {
             let mut sent = false;
             for ip in &info.ips {
                 match why(family_of(&IpNet::from(*ip))) {
                     Some(why) => {
                         refused.insert(Refusal {
-                            service: (*key).clone(),
+                            service: info.key.clone(),
                             peer: name.to_string(),
                             why,
                         });
@@ -336,15 +367,27 @@ pub fn intents(view: &View, me: &str, restart_time: Duration) -> (Intents, Limit
                 }
             }
             if sent {
-                services.push((*key).clone());
+                services.push(info);
             }
         }
+        // In the view's order, which the engine sorts by key: then this costs one
+        // comparison per Service.
+        services.sort_by(|a, b| a.key.cmp(&b.key));
+        let before = last.get(name);
+        let wanted = match before {
+            Some(b) if *b.wanted == wanted => b.wanted.clone(),
+            _ => Arc::new(wanted),
+        };
+        let services = match before {
+            Some(b) if b.services.iter().eq(services.iter().copied()) => b.services.clone(),
+            _ => services.into_iter().cloned().collect(),
+        };
         out.insert(
             name.to_string(),
             PeerIntent {
                 spec,
-                wanted: Arc::new(wanted),
-                services: Arc::new(services.into_iter().collect()),
+                wanted,
+                services,
             },
         );
     }

@@ -37,8 +37,9 @@ pub use isolation::Isolation;
 /// What the speaker plans from, as read from the API after each change.
 #[derive(Clone, Debug, Default)]
 pub struct View {
-    /// Services of ours that show addresses, with their endpoints.
-    pub services: Vec<ServiceInfo>,
+    /// Services of ours that show addresses, with their endpoints (shared with the
+    /// stores and from one view to the next).
+    pub services: Vec<Arc<ServiceInfo>>,
     /// The valid configuration.
     pub config: Config,
     /// Every Node.
@@ -209,7 +210,10 @@ impl Engine {
         let rules_stale = changes.view.is_some() || changes.links.is_some() || changes.live.is_none();
         let view_changed = changes.view.is_some();
         let mut actions = Actions::default();
-        if let Some(view) = changes.view {
+        if let Some(mut view) = changes.view {
+            // Sorted by key, the plans' Service sets are compared and built in one pass
+            // (the stores' views already are: this costs one comparison per Service).
+            view.services.sort_by(|a, b| a.key.cmp(&b.key));
             if self.settings.gossip && view.seeds != self.seeds {
                 self.seeds = view.seeds.clone();
                 actions.seeds = Some(view.seeds.clone());
@@ -261,8 +265,7 @@ impl Engine {
                 live,
             })
         };
-        let services: BTreeMap<&ServiceKey, &ServiceInfo> =
-            view.services.iter().map(|s| (&s.key, s)).collect();
+        let services = &view.services;
         let excludes = &self.settings.excludes;
         let mine = claim(me, &plan_with(&live), &self.links, excludes);
         if self.settings.steering && (rules_stale || self.rules.is_none()) {
@@ -270,21 +273,18 @@ impl Engine {
             // the only live node.
             let eligible = plan_with(&BTreeSet::from([me.to_string()]));
             let owned = claim(me, &eligible, &self.links, excludes).owned;
-            let mut rules = steering::rules(me, &eligible, &services, &view.node_ips, &self.links, &owned);
+            let mut rules = steering::rules(me, &eligible, services, &view.node_ips, &self.links, &owned);
             // ...and every address this node announces by BGP (the routers send its
             // traffic here).
             let routed = self
                 .bgp
                 .intents()
                 .values()
-                .flat_map(|intent| intent.services.iter());
-            rules.extend(steering::routed(
-                routed.filter_map(|key| services.get(key).copied()),
-                &view.node_ips,
-            ));
+                .flat_map(|intent| intent.services.iter().map(|s| &**s));
+            rules.extend(steering::routed(routed, &view.node_ips));
             self.rules = Some(Arc::new(rules));
         }
-        let mut announce = self.last.take(mine, me, &services, live.len());
+        let mut announce = self.last.take(mine, me, services, live.len());
         announce.steering = self
             .settings
             .steering
@@ -297,13 +297,7 @@ impl Engine {
 
 impl Last {
     /// Takes `mine` as carried out, and says what to do about it.
-    fn take(
-        &mut self,
-        mine: Mine,
-        me: &str,
-        services: &BTreeMap<&ServiceKey, &ServiceInfo>,
-        members: usize,
-    ) -> Announce {
+    fn take(&mut self, mine: Mine, me: &str, services: &[Arc<ServiceInfo>], members: usize) -> Announce {
         let Mine {
             owned,
             announced,
@@ -317,7 +311,7 @@ impl Last {
             if self.announced.contains_key(service) {
                 continue;
             }
-            let info = services.get(service);
+            let info = planner::find(services, service);
             let ips: Vec<String> = info
                 .map(|s| s.ips.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
@@ -346,7 +340,7 @@ impl Last {
                 let list: Vec<&str> = names.iter().map(String::as_str).collect();
                 events.push(event(
                     service,
-                    services.get(service),
+                    planner::find(services, service),
                     true,
                     "InterfacesMissing",
                     format!(
@@ -358,7 +352,10 @@ impl Last {
         }
         let desired: Desired<ServiceL2StatusStatus> = announced
             .iter()
-            .map(|(service, interfaces)| status::record(me, service, interfaces))
+            .map(|(service, interfaces)| {
+                let (name, record) = status::record(me, service, interfaces);
+                (name.into(), Arc::new(record))
+            })
             .collect();
         let statuses = (!self.planned || desired != self.statuses).then(|| desired.clone());
         let v4 = owned.keys().filter(|ip| ip.is_ipv4()).count();
@@ -390,7 +387,7 @@ impl Last {
 /// An Event on a Service (Layer 2's and BGP's).
 fn event(
     service: &ServiceKey,
-    info: Option<&&ServiceInfo>,
+    info: Option<&ServiceInfo>,
     warning: bool,
     reason: &'static str,
     message: String,

@@ -1,22 +1,21 @@
 //! The dataplane's rules: which VIP traffic this node steers to its NodePorts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
-
-use ferrolb_crds::service::ServiceKey;
+use std::sync::Arc;
 
 use crate::host::links::Links;
 use crate::host::nftables::Steer;
 use crate::l2::Owned;
-use crate::planner::{Plan, ServiceInfo};
+use crate::planner::{self, Plan, ServiceInfo};
 
 /// Every port with a NodePort of every Service `plan` gives `node` (on the addresses
 /// `owned` announces), to the node's address of the VIP's family: from the API
-/// (`api_ips`), or else from the announcing interface.
+/// (`api_ips`), or else from the announcing interface. `services` are sorted by key.
 pub fn rules(
     node: &str,
     plan: &Plan,
-    services: &BTreeMap<&ServiceKey, &ServiceInfo>,
+    services: &[Arc<ServiceInfo>],
     api_ips: &[IpAddr],
     links: &Links,
     owned: &Owned,
@@ -38,7 +37,7 @@ pub fn rules(
         for port in a
             .services
             .iter()
-            .filter_map(|s| services.get(*s))
+            .filter_map(|s| planner::find(services, s))
             .flat_map(|s| &s.ports)
         {
             rules.insert(Steer {

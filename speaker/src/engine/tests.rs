@@ -39,7 +39,7 @@ fn node(name: &str, ready: bool) -> NodeInfo {
 }
 
 /// Services `a/s{i}` on 10.0.0.{10 + i}, served everywhere, port 80 on NodePort 30000 + i.
-fn services(count: u8) -> Vec<ServiceInfo> {
+fn services(count: u8) -> Vec<Arc<ServiceInfo>> {
     (0..count)
         .map(|i| ServiceInfo {
             key: ServiceKey::new("a", format!("s{i}")),
@@ -58,6 +58,7 @@ fn services(count: u8) -> Vec<ServiceInfo> {
                 node_port: 30000 + u16::from(i),
             }],
         })
+        .map(Arc::new)
         .collect()
 }
 
@@ -520,7 +521,7 @@ fn peers_this_speaker_cannot_run_are_named_with_why_and_md5_keys_pass_through() 
         config: outcome.config,
         ..view()
     };
-    let (intents, limits, _) = super::bgp::intents(&v, "me", Duration::from_secs(90));
+    let (intents, limits, _) = super::bgp::intents(&v, "me", Duration::from_secs(90), &Intents::new());
     assert_eq!(
         intents.keys().collect::<Vec<_>>(),
         ["md5"],
@@ -554,7 +555,9 @@ fn a_family_the_session_cannot_carry_is_refused_with_why_once() {
         outcome.config
     };
     v.config = build(&text);
-    v.services[0].ips.push("fd00::10".parse().unwrap());
+    Arc::make_mut(&mut v.services[0])
+        .ips
+        .push("fd00::10".parse().unwrap());
     let mut e = engine(false, false, t0);
     let step = |e: &mut Engine, v: &View| {
         e.step(

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_crds::service::{ClassPolicy, ServiceKey, ingress_ips};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -149,19 +150,83 @@ pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
     })
 }
 
-/// Gives each Service the endpoints of its slices.
+/// The last join's Services, each with the records it was made of: a Service whose
+/// record and slices are the same objects is not joined again (a view of 10,000
+/// Services is read after every change, and most changes touch one).
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// Sorted by key.
+    entries: Vec<JoinedService>,
+}
+
+#[derive(Debug)]
+struct JoinedService {
+    service: Arc<ServiceInfo>,
+    slices: Vec<Arc<SliceInfo>>,
+    joined: Arc<ServiceInfo>,
+}
+
+/// Gives each Service the endpoints of its slices (reusing the joins in `last` whose
+/// records did not change), sorted by key.
 pub fn join<'a>(
-    services: impl IntoIterator<Item = &'a ServiceInfo>,
-    slices: impl IntoIterator<Item = &'a SliceInfo>,
-) -> Vec<ServiceInfo> {
-    let mut joined: BTreeMap<&ServiceKey, ServiceInfo> =
-        services.into_iter().map(|s| (&s.key, s.clone())).collect();
-    for slice in slices {
-        if let Some(service) = joined.get_mut(&slice.service) {
-            service.endpoints.extend(slice.endpoints.iter().cloned());
-        }
+    services: impl IntoIterator<Item = &'a Arc<ServiceInfo>>,
+    slices: impl IntoIterator<Item = &'a Arc<SliceInfo>>,
+    last: &mut Joined,
+) -> Vec<Arc<ServiceInfo>> {
+    // Three sequences sorted by key, walked together: the Services, their slices and
+    // the last join. Stable sorts: a Service's slices keep their order, so an unchanged
+    // set compares equal (and the records come nearly sorted).
+    let mut services: Vec<&Arc<ServiceInfo>> = services.into_iter().collect();
+    services.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut slices: Vec<&Arc<SliceInfo>> = slices.into_iter().collect();
+    slices.sort_by(|a, b| a.service.cmp(&b.service));
+    let mut rest = &slices[..];
+    let mut before = std::mem::take(&mut last.entries).into_iter().peekable();
+    let mut out = Vec::with_capacity(services.len());
+    for service in services {
+        let orphans = rest.iter().take_while(|s| s.service < service.key).count();
+        let count = rest[orphans..]
+            .iter()
+            .take_while(|s| s.service == service.key)
+            .count();
+        let (mine, tail) = rest[orphans..].split_at(count);
+        rest = tail;
+        while before.next_if(|e| e.service.key < service.key).is_some() {}
+        let unchanged = before.next_if(|e| {
+            Arc::ptr_eq(&e.service, service)
+                && e.slices.len() == mine.len()
+                && e.slices.iter().zip(mine).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        let entry = match unchanged {
+            Some(e) => e,
+            None => {
+                let joined = match mine.is_empty() {
+                    true => service.clone(),
+                    false => {
+                        let mut joined = ServiceInfo::clone(service);
+                        joined
+                            .endpoints
+                            .extend(mine.iter().flat_map(|s| s.endpoints.iter().cloned()));
+                        Arc::new(joined)
+                    }
+                };
+                JoinedService {
+                    service: service.clone(),
+                    slices: mine.iter().map(|s| Arc::clone(s)).collect(),
+                    joined,
+                }
+            }
+        };
+        out.push(entry.joined.clone());
+        last.entries.push(entry);
     }
-    joined.into_values().collect()
+    out
+}
+
+/// The Service of `key` in `services` sorted by key.
+pub fn find<'s>(services: &'s [Arc<ServiceInfo>], key: &ServiceKey) -> Option<&'s ServiceInfo> {
+    let i = services.binary_search_by(|s| s.key.cmp(key)).ok()?;
+    Some(&services[i])
 }
 
 /// Reads a Node.
@@ -206,8 +271,9 @@ mod tests {
         }))
         .unwrap();
         let info = &join(
-            [&service_info(&svc, &ClassPolicy::default()).unwrap()],
-            [&slice_info(&slice).unwrap()],
+            [&Arc::new(service_info(&svc, &ClassPolicy::default()).unwrap())],
+            [&Arc::new(slice_info(&slice).unwrap())],
+            &mut Joined::default(),
         )[0];
         assert_eq!(info.key, ServiceKey::new("ns", "web"));
         let ports: Vec<_> = info
@@ -289,13 +355,17 @@ mod tests {
                 serving: None,
             }],
         };
-        let web = service_info(&service(
-            json!({"type": "LoadBalancer"}),
-            json!([{"ip": "10.0.0.1"}]),
-        ))
-        .unwrap();
+        let web = Arc::new(
+            service_info(&service(
+                json!({"type": "LoadBalancer"}),
+                json!([{"ip": "10.0.0.1"}]),
+            ))
+            .unwrap(),
+        );
         assert!(
-            join([&web], [&other])[0].endpoints.is_empty(),
+            join([&web], [&Arc::new(other)], &mut Joined::default())[0]
+                .endpoints
+                .is_empty(),
             "a slice of another Service is not joined"
         );
     }

@@ -22,12 +22,14 @@ mod order;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_crds::config::Config;
 use ferrolb_crds::service::ServiceKey;
 
 pub use input::{
-    Endpoint, NodeInfo, ServiceInfo, ServicePort, SliceInfo, join, node_info, service_info, slice_info,
+    Endpoint, Joined, NodeInfo, ServiceInfo, ServicePort, SliceInfo, find, join, node_info, service_info,
+    slice_info,
 };
 pub use order::rank;
 
@@ -40,7 +42,7 @@ pub struct Input<'a, 'l> {
     /// The valid configuration.
     pub config: &'a Config,
     /// Services of ours that show addresses, with their endpoints.
-    pub services: &'a [ServiceInfo],
+    pub services: &'a [Arc<ServiceInfo>],
     /// Every Node.
     pub nodes: &'a [NodeInfo],
     /// Nodes whose speaker is alive.
@@ -91,15 +93,13 @@ impl<'a> Plan<'a> {
 
 /// Computes the plan.
 pub fn plan<'a>(input: Input<'a, '_>) -> Plan<'a> {
-    let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceInfo>> = BTreeMap::new();
-    for service in input.services {
-        for ip in &service.ips {
-            by_ip.entry(*ip).or_default().push(service);
-        }
-    }
     let nodes: BTreeMap<&str, &NodeInfo> = input.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut plan = Plan::default();
-    for (ip, services) in by_ip {
+    let mut services = Vec::new();
+    for group in by_address(input.services).chunk_by(|a, b| a.0 == b.0) {
+        let ip = group[0].0;
+        services.clear();
+        services.extend(group.iter().map(|(_, i)| &*input.services[*i]));
         match plan_one(&input, &nodes, ip, &services) {
             Ok(announcement) => {
                 plan.announced.insert(ip, announcement);
@@ -173,6 +173,20 @@ fn plan_one<'a>(
             .flat_map(|ad| ad.interfaces.iter().map(String::as_str))
             .collect(),
     })
+}
+
+/// Every (address, position of a Service on it) of `services`, sorted: the plans walk
+/// the addresses as runs of this, rather than as a map of vectors (an allocation per
+/// address at every plan).
+pub(crate) fn by_address(services: &[Arc<ServiceInfo>]) -> Vec<(IpAddr, usize)> {
+    let mut pairs: Vec<(IpAddr, usize)> = services
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.ips.iter().map(move |ip| (*ip, i)))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
 }
 
 /// Whether a node may announce at all.

@@ -59,8 +59,8 @@ fn key(text: &str) -> ServiceKey {
     ServiceKey::new(namespace, name)
 }
 
-fn svc(text: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> ServiceInfo {
-    ServiceInfo {
+fn svc(text: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> Arc<ServiceInfo> {
+    Arc::new(ServiceInfo {
         key: key(text),
         uid: None,
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
@@ -68,11 +68,11 @@ fn svc(text: &str, ips: &[&str], local: bool, endpoints: Vec<Endpoint>) -> Servi
         labels: BTreeMap::new(),
         endpoints,
         ports: Vec::new(),
-    }
+    })
 }
 
 /// Services `a/s{i}` for `i` in `range`, one address each (10.0.i/256.i%256), served from `on`.
-fn many(range: std::ops::Range<usize>, on: &str) -> Vec<ServiceInfo> {
+fn many(range: std::ops::Range<usize>, on: &str) -> Vec<Arc<ServiceInfo>> {
     range
         .map(|i| {
             svc(
@@ -86,7 +86,7 @@ fn many(range: std::ops::Range<usize>, on: &str) -> Vec<ServiceInfo> {
 }
 
 /// The plan with every node's speaker alive.
-fn plan_all<'a>(cfg: &'a Config, services: &'a [ServiceInfo], nodes: &'a [NodeInfo]) -> Plan<'a> {
+fn plan_all<'a>(cfg: &'a Config, services: &'a [Arc<ServiceInfo>], nodes: &'a [NodeInfo]) -> Plan<'a> {
     plan(Input {
         config: cfg,
         services,
@@ -299,7 +299,7 @@ fn service_selectors_must_match_every_service_on_the_address() {
     ]);
     let nodes = three();
     let mut web = svc("a/web", &["10.0.0.1"], false, ready_on(&["n1"]));
-    web.labels.insert("app".into(), "web".into());
+    Arc::make_mut(&mut web).labels.insert("app".into(), "web".into());
     let other = svc("a/other", &["10.0.0.1"], false, ready_on(&["n1"]));
     let services = [web.clone()];
     let p1 = plan_all(&cfg, &services, &nodes);
