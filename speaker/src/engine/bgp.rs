@@ -477,3 +477,46 @@ fn spec(
     };
     Ok(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn set(names: &BTreeSet<u8>, shared: &BTreeMap<u8, Arc<ServiceInfo>>) -> Vec<Arc<ServiceInfo>> {
+        names.iter().map(|n| shared[n].clone()).collect()
+    }
+
+    proptest! {
+        /// The one-pass difference of two sorted sets is the set difference, whether the
+        /// records are shared or copies.
+        #[test]
+        fn missing_from_is_the_set_difference(
+            a in proptest::collection::btree_set(0u8..40, 0..30),
+            b in proptest::collection::btree_set(0u8..40, 0..30),
+            copy in any::<bool>(),
+        ) {
+            let record = |n: &u8| Arc::new(ServiceInfo {
+                key: ServiceKey::new("ns", format!("s{n:02}")),
+                uid: None,
+                ips: Vec::new(),
+                local: false,
+                labels: Default::default(),
+                endpoints: Vec::new(),
+                ports: Vec::new(),
+            });
+            let shared: BTreeMap<u8, Arc<ServiceInfo>> = (0..40).map(|n| (n, record(&n))).collect();
+            let left = set(&a, &shared);
+            let right = match copy {
+                true => b.iter().map(record).collect(),
+                false => set(&b, &shared),
+            };
+            let got: Vec<String> = missing_from(&left, &right).map(|s| s.key.name.clone()).collect();
+            let want: Vec<String> = a.difference(&b).map(|n| format!("s{n:02}")).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -252,6 +252,61 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn record(name: &str, ip: &str) -> Arc<ServiceInfo> {
+        Arc::new(ServiceInfo {
+            key: ServiceKey::new("ns", name),
+            uid: None,
+            ips: vec![ip.parse().unwrap()],
+            local: false,
+            labels: BTreeMap::new(),
+            endpoints: Vec::new(),
+            ports: Vec::new(),
+        })
+    }
+
+    fn slice(service: &str, node: &str) -> Arc<SliceInfo> {
+        Arc::new(SliceInfo {
+            service: ServiceKey::new("ns", service),
+            endpoints: vec![Endpoint {
+                node: Some(node.into()),
+                ready: None,
+                serving: None,
+            }],
+        })
+    }
+
+    #[test]
+    fn a_join_is_reused_until_its_service_or_slices_change() {
+        let (a, b, c) = (
+            record("a", "10.0.0.1"),
+            record("b", "10.0.0.2"),
+            record("c", "10.0.0.3"),
+        );
+        let (a1, a2, b1) = (slice("a", "n1"), slice("a", "n2"), slice("b", "n1"));
+        let orphan = slice("gone", "n1");
+        let mut last = Joined::default();
+        // Given out of key order, as the stores' `namespace/name` keys may be.
+        let first = join([&c, &a, &b], [&b1, &orphan, &a1, &a2], &mut last);
+        let keys: Vec<&str> = first.iter().map(|s| s.key.name.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"], "sorted by key");
+        let nodes =
+            |s: &ServiceInfo| -> Vec<String> { s.endpoints.iter().filter_map(|e| e.node.clone()).collect() };
+        assert_eq!(nodes(&first[0]), ["n1", "n2"]);
+        assert!(Arc::ptr_eq(&first[2], &c), "no slices: the record itself");
+        let again = join([&a, &b, &c], [&a1, &a2, &b1], &mut last);
+        for (x, y) in first.iter().zip(&again) {
+            assert!(Arc::ptr_eq(x, y), "nothing changed: {} reused", x.key);
+        }
+        // b's slice replaced, c's record replaced, a gone.
+        let b2 = slice("b", "n3");
+        let c2 = record("c", "10.0.0.4");
+        let third = join([&b, &c2], [&a1, &b2], &mut last);
+        assert_eq!(third.len(), 2);
+        assert_eq!(nodes(&third[0]), ["n3"]);
+        assert!(!Arc::ptr_eq(&third[0], &again[1]));
+        assert_eq!(third[1].ips, c2.ips);
+    }
+
     #[test]
     fn reads_services_slices_and_nodes() {
         let svc: Service = serde_json::from_value(json!({
