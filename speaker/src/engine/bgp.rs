@@ -204,9 +204,19 @@ impl Bgp {
         }
         let mut events = Vec::new();
         let new_refusals: Vec<&Refusal> = refused.difference(&self.refused).collect();
+        let quiet = started.len() > super::LOG_EACH_UP_TO;
+        if quiet {
+            tracing::info!(
+                services = started.len(),
+                "announcing by BGP (each Service at debug level)"
+            );
+        }
         for (service, (info, peers)) in &started {
             let ips = ips_of(Some(info));
-            tracing::info!(%service, ips, ?peers, "announcing by BGP");
+            match quiet {
+                true => tracing::debug!(%service, ips, ?peers, "announcing by BGP"),
+                false => tracing::info!(%service, ips, ?peers, "announcing by BGP"),
+            }
             events.push(event(
                 service,
                 Some(info),

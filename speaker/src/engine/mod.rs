@@ -34,6 +34,11 @@ pub use bgp::{BfdSpec, BgpActions, Intents, Limits, Password, PeerIntent, PeerSp
 pub use claim::{Mine, claim};
 pub use isolation::Isolation;
 
+/// Up to this many Services starting to be announced at once are logged one by one at
+/// info level; beyond (a speaker's first plan), each at debug level and their count at
+/// info: 10,000 lines cost tens of milliseconds before the first announcement.
+const LOG_EACH_UP_TO: usize = 20;
+
 /// What the speaker plans from, as read from the API after each change.
 #[derive(Clone, Debug, Default)]
 pub struct View {
@@ -307,15 +312,26 @@ impl Last {
             + self.owned.keys().filter(|ip| !owned.contains_key(ip)).count();
         let reannounce = std::mem::take(&mut self.members_changed) && !owned.is_empty();
         let mut events = Vec::new();
-        for (service, interfaces) in &announced {
-            if self.announced.contains_key(service) {
-                continue;
-            }
+        let started: Vec<_> = announced
+            .iter()
+            .filter(|(service, _)| !self.announced.contains_key(*service))
+            .collect();
+        let quiet = started.len() > LOG_EACH_UP_TO;
+        if quiet {
+            tracing::info!(
+                services = started.len(),
+                "announcing (each Service at debug level)"
+            );
+        }
+        for (service, interfaces) in started {
             let info = planner::find(services, service);
             let ips: Vec<String> = info
                 .map(|s| s.ips.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
-            tracing::info!(%service, ips = ?ips, ?interfaces, "announcing");
+            match quiet {
+                true => tracing::debug!(%service, ips = ?ips, ?interfaces, "announcing"),
+                false => tracing::info!(%service, ips = ?ips, ?interfaces, "announcing"),
+            }
             let on = if interfaces.is_empty() {
                 "no interface".to_string()
             } else {

@@ -131,6 +131,9 @@ pub struct Lab {
     pub net: Net,
     /// Logs and scratch files.
     pub dir: PathBuf,
+    /// The speakers' `RUST_LOG`: the speaker's debug lines by default, for the tests'
+    /// diagnostics; benchmarks set the shipped level.
+    pub speaker_log: &'static str,
     kubeconfig_host: PathBuf,
     kubeconfig_nodes: PathBuf,
 }
@@ -201,6 +204,7 @@ impl Lab {
             client,
             net,
             dir,
+            speaker_log: "info,ferrolb_speaker=debug",
             kubeconfig_host,
             kubeconfig_nodes,
         };
@@ -287,7 +291,7 @@ impl Lab {
             .args(["--metrics-addr", &format!("127.0.0.1:{SPEAKER_METRICS}")])
             .args(extra)
             .env("KUBECONFIG", &self.kubeconfig_nodes)
-            .env("RUST_LOG", "info,ferrolb_speaker=debug")
+            .env("RUST_LOG", self.speaker_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
