@@ -262,13 +262,18 @@ impl Engine {
                 live.clone()
             }
         };
-        let plan_with = |live: &BTreeSet<String>| {
-            planner::plan(Input {
+        // Without an L2Advertisement no address is announced by Layer 2 (a BGP-only
+        // cluster): the two Layer 2 plans of each step are skipped, not made empty at
+        // 3 ms each for 10,000 Services.
+        let layer2 = !view.config.l2_advertisements.is_empty();
+        let plan_with = |live: &BTreeSet<String>| match layer2 {
+            true => planner::plan(Input {
                 config: &view.config,
                 services: &view.services,
                 nodes: &view.nodes,
                 live,
-            })
+            }),
+            false => planner::Plan::default(),
         };
         let services = &view.services;
         let excludes = &self.settings.excludes;
