@@ -24,7 +24,7 @@ use std::sync::Arc;
 use ferrolb_crds::config::{BgpAdvertisement, CommunityValue, Config, Family, Pool};
 use ipnet::IpNet;
 
-use super::{EXCLUDE_LABEL, NodeInfo, ServiceInfo, by_address};
+use super::{ByAddress, EXCLUDE_LABEL, NodeInfo, ServiceInfo};
 
 /// The attributes of one announced prefix.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,19 +98,23 @@ pub fn plan<'a>(config: &'a Config, services: &'a [Arc<ServiceInfo>], node: &Nod
     let mut peers: Vec<&mut PeerPlan> = plan.peers.values_mut().collect();
     // Positions of the Services each peer gets, sorted and made unique at the end.
     let mut positions: Vec<Vec<usize>> = vec![Vec::new(); peers.len()];
-    for group in by_address(services).chunk_by(|a, b| a.0 == b.0) {
-        let ip = group[0].0;
+    // The Services on the address that can be served from the node (reused).
+    let mut served = Vec::new();
+    for (ip, on_ip) in ByAddress::of(services).runs() {
         let Some((_, ads)) = pools.iter().find(|(p, _)| p.range_of(ip).is_some()) else {
             continue;
         };
-        let on_ip = || group.iter().map(|(_, i)| (*i, &*services[*i]));
-        if !on_ip().any(|(_, s)| s.servable_from(&node.name)) {
+        served.clear();
+        served.extend(on_ip.iter().filter(|i| services[**i].servable_from(&node.name)));
+        if served.is_empty() {
             continue;
         }
         let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
-        let ads = ads
-            .iter()
-            .filter(|(ad, _)| on_ip().all(|(_, s)| ad.service_selectors.matches_or_empty(&s.labels)));
+        let ads = ads.iter().filter(|(ad, _)| {
+            on_ip
+                .iter()
+                .all(|i| ad.service_selectors.matches_or_empty(&services[*i].labels))
+        });
         for (ad, targets) in ads {
             let Ok(prefix) = IpNet::new(ip, ad.aggregation_for(family)).map(|n| n.trunc()) else {
                 continue;
@@ -120,11 +124,7 @@ pub fn plan<'a>(config: &'a Config, services: &'a [Arc<ServiceInfo>], node: &Nod
                 let route = peer.routes.entry(prefix).or_default();
                 route.communities.extend(ad.communities.iter().copied());
                 route.local_pref = route.local_pref.max(ad.local_pref);
-                positions.extend(
-                    on_ip()
-                        .filter(|(_, s)| s.servable_from(&node.name))
-                        .map(|(i, _)| i),
-                );
+                positions.extend_from_slice(&served);
             }
         }
     }

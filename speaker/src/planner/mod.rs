@@ -96,10 +96,9 @@ pub fn plan<'a>(input: Input<'a, '_>) -> Plan<'a> {
     let nodes: BTreeMap<&str, &NodeInfo> = input.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut plan = Plan::default();
     let mut services = Vec::new();
-    for group in by_address(input.services).chunk_by(|a, b| a.0 == b.0) {
-        let ip = group[0].0;
+    for (ip, on_ip) in ByAddress::of(input.services).runs() {
         services.clear();
-        services.extend(group.iter().map(|(_, i)| &*input.services[*i]));
+        services.extend(on_ip.iter().map(|i| &*input.services[*i]));
         match plan_one(&input, &nodes, ip, &services) {
             Ok(announcement) => {
                 plan.announced.insert(ip, announcement);
@@ -175,18 +174,44 @@ fn plan_one<'a>(
     })
 }
 
-/// Every (address, position of a Service on it) of `services`, sorted: the plans walk
-/// the addresses as runs of this, rather than as a map of vectors (an allocation per
+/// The addresses of some Services, sorted, each with the positions of the Services on
+/// it: two vectors for all of them rather than a map of vectors (an allocation per
 /// address at every plan).
-pub(crate) fn by_address(services: &[Arc<ServiceInfo>]) -> Vec<(IpAddr, usize)> {
-    let mut pairs: Vec<(IpAddr, usize)> = services
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| s.ips.iter().map(move |ip| (*ip, i)))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs
+pub(crate) struct ByAddress {
+    /// Each address, with where its run of `positions` ends.
+    ends: Vec<(IpAddr, usize)>,
+    positions: Vec<usize>,
+}
+
+impl ByAddress {
+    /// Groups `services` by address.
+    pub(crate) fn of(services: &[Arc<ServiceInfo>]) -> Self {
+        let mut pairs: Vec<(IpAddr, usize)> = services
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.ips.iter().map(move |ip| (*ip, i)))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut ends: Vec<(IpAddr, usize)> = Vec::new();
+        for (n, (ip, _)) in pairs.iter().enumerate() {
+            match ends.last_mut() {
+                Some((last, end)) if last == ip => *end = n + 1,
+                _ => ends.push((*ip, n + 1)),
+            }
+        }
+        let positions = pairs.into_iter().map(|(_, i)| i).collect();
+        Self { ends, positions }
+    }
+
+    /// Each address, in order, with the positions of its Services.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (IpAddr, &[usize])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|(_, end)| *end));
+        self.ends
+            .iter()
+            .zip(starts)
+            .map(|((ip, end), start)| (*ip, &self.positions[start..*end]))
+    }
 }
 
 /// Whether a node may announce at all.

@@ -349,6 +349,26 @@ fn a_thousand_addresses_spread_over_five_nodes() {
     assert_eq!(per.len(), 5);
 }
 
+#[test]
+fn addresses_are_grouped_in_order_with_their_services() {
+    let services = [
+        svc("a/x", &["10.0.0.2", "10.0.0.1"], false, vec![]),
+        svc("a/y", &["10.0.0.2"], false, vec![]),
+        svc("a/z", &["fd00::1", "fd00::1"], false, vec![]),
+    ];
+    let grouped = ByAddress::of(&services);
+    let runs: Vec<(IpAddr, &[usize])> = grouped.runs().collect();
+    assert_eq!(
+        runs,
+        [
+            (ip("10.0.0.1"), &[0][..]),
+            (ip("10.0.0.2"), &[0, 1][..]),
+            (ip("fd00::1"), &[2][..]),
+        ]
+    );
+    assert_eq!(ByAddress::of(&[]).runs().count(), 0);
+}
+
 proptest! {
     /// A node's death moves only the addresses it announced.
     #[test]
